@@ -1,0 +1,16 @@
+//! `apiframe-sim`: a local stand-in for Apiframe's v2 video API (sora-2).
+//!
+//! See `sim/README.md` for the command line, prompt markers, fault injection
+//! and the `/__sim/*` control API. The contract it simulates is described in
+//! `shared/reference/APIFRAME-V2.md`; the binding command line and control API
+//! are in `docs/ARCHITECTURE.md`.
+
+pub mod http;
+pub mod server;
+pub mod sign;
+pub mod state;
+pub mod util;
+pub mod validate;
+pub mod webhook;
+
+pub use server::{start, Options, Server};

@@ -1,0 +1,495 @@
+//! Simulator state: runtime config, jobs and their time-based lifecycle,
+//! counters, queued faults and pending webhook deliveries.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::{iso8601_ms, Rng};
+
+pub const FAULTS: [&str; 9] = [
+    "500",
+    "502",
+    "503",
+    "429",
+    "429-date",
+    "reset",
+    "hang",
+    "malformed",
+    "lost",
+];
+/// Routes a queued fault can target.
+pub const FAULT_ROUTES: [&str; 5] = ["generate", "job", "jobs", "me", "any"];
+pub const WEBHOOK_MAX_ATTEMPTS: u32 = 5;
+
+/// Settings that `POST /__sim/config` can change (reset restores the flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub job_ms: u64,
+    pub object_shape: bool,
+    pub drop_webhooks: bool,
+    pub fault_rate: f64,
+    pub fault_set: Vec<String>,
+    pub seed: u64,
+    pub webhook_retry_ms: u64,
+}
+
+impl Config {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "jobMs": self.job_ms,
+            "resultShape": if self.object_shape { "object" } else { "string" },
+            "dropWebhooks": self.drop_webhooks,
+            "faultRate": self.fault_rate,
+            "faultSet": self.fault_set,
+            "seed": self.seed,
+            "webhookRetryMs": self.webhook_retry_ms,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "QUEUED",
+            Status::Processing => "PROCESSING",
+            Status::Completed => "COMPLETED",
+            Status::Failed => "FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        match s.to_ascii_uppercase().as_str() {
+            "QUEUED" => Some(Status::Queued),
+            "PROCESSING" => Some(Status::Processing),
+            "COMPLETED" => Some(Status::Completed),
+            "FAILED" => Some(Status::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event: String,
+    pub body: Vec<u8>,
+    pub attempts: u32,
+    pub next_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub events: Vec<String>,
+    /// Next progress step (10, 20, ..., 90) to emit; 100 when done.
+    pub next_step: u32,
+    pub terminal_emitted: bool,
+    pub queue: VecDeque<Pending>,
+    pub in_flight: bool,
+    pub delivered_any: bool,
+    pub failed_any: bool,
+}
+
+impl Webhook {
+    pub fn status(&self) -> Option<&'static str> {
+        if self.events.is_empty() {
+            return None;
+        }
+        if self.failed_any {
+            Some("failed")
+        } else if self.terminal_emitted
+            && self.queue.is_empty()
+            && !self.in_flight
+            && self.delivered_any
+        {
+            Some("delivered")
+        } else {
+            Some("pending")
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub seq: u64,
+    pub id: String,
+    pub model: String,
+    pub credit_cost: i64,
+    pub created_ms: u64,
+    pub started: Instant,
+    pub ms: u64,
+    pub fail: Option<String>,
+    pub object_shape: bool,
+    pub webhook: Option<Webhook>,
+}
+
+impl Job {
+    /// Elapsed milliseconds (fractional) since creation.
+    fn elapsed(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.started).as_secs_f64() * 1000.0
+    }
+
+    /// Milliseconds after creation at which the job ends (fails at 50 %).
+    pub fn end_ms(&self) -> f64 {
+        if self.fail.is_some() {
+            self.ms as f64 * 0.5
+        } else {
+            self.ms as f64
+        }
+    }
+
+    /// Progress (0..=99) at `e` ms into PROCESSING's linear ramp.
+    fn ramp(&self, e: f64) -> u32 {
+        let d = self.ms as f64;
+        if d <= 0.0 {
+            return 99;
+        }
+        let frac = (e - 0.1 * d) / (0.9 * d);
+        ((frac * 100.0).floor().max(0.0) as u32).min(99)
+    }
+
+    /// When the ramp reaches `step` percent (ms after creation).
+    fn step_at(&self, step: u32) -> f64 {
+        let d = self.ms as f64;
+        0.1 * d + 0.9 * d * step as f64 / 100.0
+    }
+
+    pub fn phase(&self, now: Instant) -> (Status, u32) {
+        let e = self.elapsed(now);
+        let d = self.ms as f64;
+        if e >= self.end_ms() {
+            return if self.fail.is_some() {
+                (Status::Failed, self.ramp(self.end_ms()))
+            } else {
+                (Status::Completed, 100)
+            };
+        }
+        if e < 0.1 * d {
+            (Status::Queued, 0)
+        } else {
+            (Status::Processing, self.ramp(e))
+        }
+    }
+
+    pub fn completed_at_ms(&self) -> u64 {
+        self.created_ms + self.end_ms().round() as u64
+    }
+
+    pub fn result(&self, port: u16) -> Value {
+        let url = format!("http://127.0.0.1:{port}/videos/sample.mp4?job={}", self.id);
+        if self.object_shape {
+            json!({ "videoUrl": url })
+        } else {
+            Value::String(url)
+        }
+    }
+
+    pub fn to_json(&self, now: Instant, port: u16) -> Value {
+        let (status, progress) = self.phase(now);
+        let terminal = matches!(status, Status::Completed | Status::Failed);
+        json!({
+            "id": self.id,
+            "status": status.as_str(),
+            "model": self.model,
+            "progress": progress,
+            "result": if status == Status::Completed { self.result(port) } else { Value::Null },
+            "error": if status == Status::Failed { Value::String(self.fail.clone().unwrap_or_default()) } else { Value::Null },
+            "creditCost": if status == Status::Failed { 0 } else { self.credit_cost },
+            "webhookStatus": self.webhook.as_ref().and_then(|w| w.status()),
+            "createdAt": iso8601_ms(self.created_ms),
+            "completedAt": if terminal { Value::String(iso8601_ms(self.completed_at_ms())) } else { Value::Null },
+        })
+    }
+
+    /// Webhook bodies for events that have happened by `now` and were not yet
+    /// emitted, in order. Marks them emitted.
+    pub fn due_events(&mut self, now: Instant, port: u16) -> Vec<(String, Vec<u8>)> {
+        let e = self.elapsed(now);
+        let end = self.end_ms();
+        let mut out = Vec::new();
+        let Some(wh) = self.webhook.as_ref() else {
+            return out;
+        };
+        let wants = |ev: &str| wh.events.iter().any(|x| x == ev);
+        let (want_progress, want_completed, want_failed) =
+            (wants("progress"), wants("completed"), wants("failed"));
+        let mut step = wh.next_step;
+        while step <= 90 {
+            let at = self.step_at(step);
+            if at > e || at >= end {
+                break;
+            }
+            if want_progress {
+                let body = json!({
+                    "event": "progress", "jobId": self.id, "status": "PROCESSING",
+                    "progress": step, "model": self.model,
+                });
+                out.push(("progress".to_string(), body.to_string().into_bytes()));
+            }
+            step += 10;
+        }
+        // Steps past the end of a failing job are never reached.
+        if e >= end {
+            step = 100;
+        }
+        let mut terminal = wh.terminal_emitted;
+        if !terminal && e >= end {
+            terminal = true;
+            if self.fail.is_some() {
+                if want_failed {
+                    let body = json!({
+                        "event": "failed", "jobId": self.id, "status": "FAILED",
+                        "error": self.fail, "model": self.model,
+                    });
+                    out.push(("failed".to_string(), body.to_string().into_bytes()));
+                }
+            } else if want_completed {
+                let body = json!({
+                    "event": "completed", "jobId": self.id, "status": "COMPLETED",
+                    "progress": 100, "result": self.result(port), "model": self.model,
+                    "creditCost": self.credit_cost,
+                    "completedAt": iso8601_ms(self.completed_at_ms()),
+                });
+                out.push(("completed".to_string(), body.to_string().into_bytes()));
+            }
+        }
+        if let Some(wh) = self.webhook.as_mut() {
+            wh.next_step = step;
+            wh.terminal_emitted = terminal;
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub requests: BTreeMap<&'static str, u64>,
+    pub jobs_created: u64,
+    pub idempotency_keys: BTreeMap<String, u64>,
+    pub status_reads: BTreeMap<String, u64>,
+    pub wh_attempted: u64,
+    pub wh_delivered: u64,
+    pub wh_failed: u64,
+    pub auth_ok: u64,
+    pub auth_missing: u64,
+    pub auth_wrong: u64,
+}
+
+impl Stats {
+    pub fn to_json(&self) -> Value {
+        let r = |k: &str| self.requests.get(k).copied().unwrap_or(0);
+        json!({
+            "requests": {"generate": r("generate"), "job": r("job"), "jobs": r("jobs"), "me": r("me")},
+            "jobsCreated": self.jobs_created,
+            "idempotencyKeys": self.idempotency_keys,
+            "statusReads": self.status_reads,
+            "webhooks": {"attempted": self.wh_attempted, "delivered": self.wh_delivered, "failed": self.wh_failed},
+            "auth": {"ok": self.auth_ok, "missing": self.auth_missing, "wrong": self.auth_wrong},
+        })
+    }
+}
+
+pub struct State {
+    pub cfg: Config,
+    pub jobs: Vec<Job>,
+    pub index: HashMap<String, usize>,
+    /// Idempotency-Key -> (canonical body, job id).
+    pub idem: HashMap<String, (String, String)>,
+    pub stats: Stats,
+    /// Queued faults: (route, fault), consumed in order by matching requests.
+    pub faults: VecDeque<(String, String)>,
+    pub rng: Rng,
+    pub seq: u64,
+    /// Bumped by reset so that in-flight webhook deliveries are ignored.
+    pub generation: u64,
+}
+
+impl State {
+    pub fn new(cfg: Config) -> State {
+        let rng = Rng::new(cfg.seed);
+        State {
+            cfg,
+            jobs: Vec::new(),
+            index: HashMap::new(),
+            idem: HashMap::new(),
+            stats: Stats::default(),
+            faults: VecDeque::new(),
+            rng,
+            seq: 0,
+            generation: 0,
+        }
+    }
+
+    pub fn reset(&mut self, cfg: Config) {
+        let gen = self.generation + 1;
+        *self = State::new(cfg);
+        self.generation = gen;
+    }
+
+    pub fn job(&self, id: &str) -> Option<&Job> {
+        self.index.get(id).map(|&i| &self.jobs[i])
+    }
+
+    pub fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
+        match self.index.get(id) {
+            Some(&i) => Some(&mut self.jobs[i]),
+            None => None,
+        }
+    }
+
+    pub fn push_job(&mut self, job: Job) {
+        self.index.insert(job.id.clone(), self.jobs.len());
+        self.jobs.push(job);
+    }
+
+    /// Take the next fault for `route`: queued first, then random.
+    pub fn next_fault(&mut self, route: &str) -> Option<String> {
+        if let Some(pos) = self
+            .faults
+            .iter()
+            .position(|(r, _)| r == "any" || r == route)
+        {
+            return self.faults.remove(pos).map(|(_, f)| f);
+        }
+        if self.cfg.fault_rate > 0.0 && self.rng.next_f64() < self.cfg.fault_rate {
+            let set = &self.cfg.fault_set;
+            if set.is_empty() {
+                return Some("503".to_string());
+            }
+            let i = (self.rng.next_u64() % set.len() as u64) as usize;
+            return Some(set[i].clone());
+        }
+        None
+    }
+
+    /// Credits left: 1000 minus the cost of every job that has not failed.
+    pub fn credits(&self, now: Instant) -> i64 {
+        let spent: i64 = self
+            .jobs
+            .iter()
+            .filter(|j| j.phase(now).0 != Status::Failed)
+            .map(|j| j.credit_cost)
+            .sum();
+        1000 - spent
+    }
+
+    /// Record the outcome of one webhook delivery attempt.
+    pub fn delivery_done(&mut self, generation: u64, job_id: &str, ok: bool) {
+        if generation != self.generation {
+            return;
+        }
+        let base = self.cfg.webhook_retry_ms;
+        if ok {
+            self.stats.wh_delivered += 1;
+        } else {
+            self.stats.wh_failed += 1;
+        }
+        let Some(wh) = self.job_mut(job_id).and_then(|j| j.webhook.as_mut()) else {
+            return;
+        };
+        wh.in_flight = false;
+        if ok {
+            wh.queue.pop_front();
+            wh.delivered_any = true;
+            return;
+        }
+        let Some(head) = wh.queue.front_mut() else {
+            return;
+        };
+        head.attempts += 1;
+        if head.attempts >= WEBHOOK_MAX_ATTEMPTS {
+            wh.queue.pop_front();
+            wh.failed_any = true;
+        } else {
+            let delay = base.saturating_mul(1u64 << (head.attempts - 1).min(20));
+            head.next_at = Instant::now() + Duration::from_millis(delay);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(ms: u64, fail: bool) -> Job {
+        Job {
+            seq: 1,
+            id: "j".into(),
+            model: "sora-2".into(),
+            credit_cost: 4,
+            created_ms: 1_773_568_800_000,
+            started: Instant::now(),
+            ms,
+            fail: fail.then(|| "boom".to_string()),
+            object_shape: false,
+            webhook: Some(Webhook {
+                url: "http://127.0.0.1:1/".into(),
+                events: vec!["progress".into(), "completed".into(), "failed".into()],
+                next_step: 10,
+                terminal_emitted: false,
+                queue: VecDeque::new(),
+                in_flight: false,
+                delivered_any: false,
+                failed_any: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn lifecycle_by_time() {
+        let j = job(1000, false);
+        let at = |ms: u64| j.started + Duration::from_millis(ms);
+        assert_eq!(j.phase(at(0)), (Status::Queued, 0));
+        assert_eq!(j.phase(at(99)), (Status::Queued, 0));
+        assert_eq!(j.phase(at(100)), (Status::Processing, 0));
+        assert_eq!(j.phase(at(550)), (Status::Processing, 50));
+        assert_eq!(j.phase(at(999)), (Status::Processing, 99));
+        assert_eq!(j.phase(at(1000)), (Status::Completed, 100));
+        let v = j.to_json(at(1000), 4000);
+        assert_eq!(v["result"], "http://127.0.0.1:4000/videos/sample.mp4?job=j");
+        assert_eq!(v["completedAt"], "2026-03-15T10:00:01.000Z");
+        assert_eq!(v["createdAt"], "2026-03-15T10:00:00.000Z");
+
+        let f = job(1000, true);
+        let at = |ms: u64| f.started + Duration::from_millis(ms);
+        assert_eq!(f.phase(at(499)).0, Status::Processing);
+        assert_eq!(f.phase(at(500)), (Status::Failed, 44));
+        let v = f.to_json(at(600), 4000);
+        assert_eq!(v["error"], "boom");
+        assert_eq!(v["creditCost"], 0);
+        assert_eq!(v["result"], Value::Null);
+        assert_eq!(v["completedAt"], "2026-03-15T10:00:00.500Z");
+    }
+
+    #[test]
+    fn webhook_events_in_order() {
+        let mut j = job(1000, false);
+        let t0 = j.started;
+        let evs = j.due_events(t0 + Duration::from_millis(300), 1);
+        // 10 % at 190 ms, 20 % at 280 ms.
+        assert_eq!(evs.len(), 2);
+        let evs = j.due_events(t0 + Duration::from_millis(5000), 1);
+        assert_eq!(evs.len(), 8); // 30..90 + completed
+        assert_eq!(evs.last().unwrap().0, "completed");
+        assert!(j.due_events(t0 + Duration::from_millis(6000), 1).is_empty());
+
+        let mut f = job(1000, true);
+        let evs = f.due_events(f.started + Duration::from_millis(5000), 1);
+        let names: Vec<&str> = evs.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["progress", "progress", "progress", "progress", "failed"]
+        );
+        let body: Value = serde_json::from_slice(&evs[4].1).unwrap();
+        assert_eq!(body["error"], "boom");
+        assert_eq!(body["status"], "FAILED");
+    }
+}

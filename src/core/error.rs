@@ -1,0 +1,127 @@
+//! The one error type, with codes that are stable across releases so that
+//! callers can branch on them.
+
+/// What went wrong, as a stable code (`SoraEdgeError.code` in JavaScript).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request (or an option) broke a documented rule; nothing was sent.
+    InvalidRequest,
+    /// The API key is missing or wrong (401).
+    Unauthorized,
+    /// The API key is inactive, or the caller may not do this (403).
+    Forbidden,
+    /// The account has too few credits (402).
+    InsufficientCredits,
+    /// No such job (404).
+    NotFound,
+    /// Too many requests (429); see `retry_after_ms`.
+    RateLimited,
+    /// The upstream failed (5xx or an unexpected status).
+    Upstream,
+    /// The request never got an answer: connection refused, reset, DNS.
+    Network,
+    /// One HTTP request took longer than `timeoutMs`.
+    Timeout,
+    /// The caller's `AbortSignal` fired.
+    Aborted,
+    /// `waitForJob` ran past `deadlineMs`; the job may still finish.
+    DeadlineExceeded,
+    /// The job ended FAILED; the message carries the upstream's reason.
+    JobFailed,
+    /// The upstream answered with something that is not the documented shape.
+    BadResponse,
+}
+
+impl ErrorCode {
+    /// The code as JavaScript sees it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InsufficientCredits => "insufficient_credits",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Upstream => "upstream",
+            ErrorCode::Network => "network",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Aborted => "aborted",
+            ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::JobFailed => "job_failed",
+            ErrorCode::BadResponse => "bad_response",
+        }
+    }
+
+    /// Whether the same call may succeed if made again later.
+    pub fn default_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited
+                | ErrorCode::Upstream
+                | ErrorCode::Network
+                | ErrorCode::Timeout
+                | ErrorCode::BadResponse
+                | ErrorCode::DeadlineExceeded
+        )
+    }
+}
+
+/// An error with everything a caller needs to decide what to do next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoraError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What was wrong and what is allowed. Never contains the API key.
+    pub message: String,
+    /// Whether retrying the same call may succeed.
+    pub retryable: bool,
+    /// The HTTP status, when there was a response.
+    pub status: Option<u16>,
+    /// The offending field, for `InvalidRequest`.
+    pub field: Option<String>,
+    /// How long the upstream asked us to wait.
+    pub retry_after_ms: Option<u64>,
+    /// The job concerned, when one is known.
+    pub job_id: Option<String>,
+    /// The key a failed `generate` used, so a retry cannot create a second job.
+    pub idempotency_key: Option<String>,
+}
+
+impl SoraError {
+    /// An error with the code's default retryability and no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> SoraError {
+        SoraError {
+            code,
+            message: message.into(),
+            retryable: code.default_retryable(),
+            status: None,
+            field: None,
+            retry_after_ms: None,
+            job_id: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// An `invalid_request` error naming `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> SoraError {
+        SoraError {
+            field: Some(field.to_string()),
+            ..SoraError::new(ErrorCode::InvalidRequest, message)
+        }
+    }
+
+    /// The same error, tagged with the job it concerns.
+    pub fn with_job_id(mut self, job_id: &str) -> SoraError {
+        self.job_id = Some(job_id.to_string());
+        self
+    }
+
+    /// Removes every occurrence of `secret` from the message. Upstream bodies
+    /// are quoted in messages, and an upstream could echo the key back.
+    pub fn redact(mut self, secret: &str) -> SoraError {
+        if !secret.is_empty() && self.message.contains(secret) {
+            self.message = self.message.replace(secret, "[redacted]");
+        }
+        self
+    }
+}

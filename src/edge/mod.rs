@@ -1,0 +1,1 @@
+//! Edge-only plain Rust (feature `edge`): the worker issue fills this in.

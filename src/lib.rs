@@ -1,0 +1,14 @@
+//! sora-edge: generate Sora 2 videos through Apiframe v2 from browsers, Node
+//! and Cloudflare Workers, without ever putting the API key in a browser.
+//!
+//! [`core`] is plain Rust (validation, wire types, status parsing, backoff,
+//! the poll schedule) tested on the host; `wasm` is the only layer that
+//! touches `JsValue`, `fetch`, timers and `AbortSignal`.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod core;
+#[cfg(feature = "edge")]
+pub mod edge;
+#[cfg(target_arch = "wasm32")]
+mod wasm;

@@ -1,0 +1,1 @@
+//! Edge worker exports (feature `edge`): the worker issue fills this in.
