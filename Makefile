@@ -15,7 +15,7 @@ DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts
 
 .PHONY: help setup build test test-clean lint test-native test-wasm-node test-wasm-chromium test-types \
-        test-quickstart size test-summary demo bench
+        test-quickstart test-worker size test-summary demo bench
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
@@ -33,7 +33,7 @@ build:
 	bash scripts/build.sh edge
 
 # ----------------------------------------------------------------------- test
-test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-types test-quickstart size
+test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-types test-quickstart size
 	@$(MAKE) --no-print-directory test-summary
 
 # Logs of an earlier run must not feed this run's summary.
@@ -55,6 +55,9 @@ test-native: | $(ARTIFACTS)
 test-wasm-node: | $(ARTIFACTS)
 	node tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
 
+test-worker: | $(ARTIFACTS)
+	node tests/worker/worker.test.mjs 2>&1 | tee $(ARTIFACTS)/worker.log
+
 test-wasm-chromium: | $(ARTIFACTS)
 	node tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
 
@@ -75,10 +78,11 @@ test-summary:
 	 printf '  native (cargo test) : %s tests passed\n' "$${native:-0}"; \
 	 printf '  wasm in Node        : %s tests passed\n' "$${node:-0}"; \
 	 printf '  wasm in Chromium    : %s tests passed\n' "$${chromium:-0}"; \
+	 printf '  worker in workerd   : %s tests passed\n' "$${worker:-0}"; \
 	 printf '  types, quick start  : passed\n'; \
 	 printf '  size (gzip -9)      : %s bytes of %s\n' "$$size" "$(SIZE_CEILING)"; \
 	 echo "======================================================================="; \
-	 for pair in "native:$${native:-0}" "wasm-node:$${node:-0}" "wasm-chromium:$${chromium:-0}"; do \
+	 for pair in "native:$${native:-0}" "wasm-node:$${node:-0}" "wasm-chromium:$${chromium:-0}" "worker:$${worker:-0}"; do \
 	   if [ "$${pair#*:}" -eq 0 ]; then echo "test: FAIL: $${pair%%:*} ran 0 tests"; exit 1; fi; \
 	 done
 

@@ -11,7 +11,8 @@ pub struct SseEvent {
     pub data: String,
     /// The last event id seen on the stream, if any.
     pub id: Option<String>,
-    /// A `retry:` reconnection delay, when this event carried one.
+    /// The reconnection delay in effect: the last `retry:` seen on the stream,
+    /// even one sent in a block of its own (as the relay's first block is).
     pub retry_ms: Option<u64>,
 }
 
@@ -94,7 +95,7 @@ impl SseParser {
 
     fn dispatch(&mut self) -> Option<SseEvent> {
         let event = std::mem::take(&mut self.event);
-        let retry_ms = self.retry_ms.take();
+        let retry_ms = self.retry_ms;
         if !self.has_data {
             return None;
         }
@@ -188,14 +189,15 @@ mod tests {
     #[test]
     fn id_persists_and_retry_is_read() {
         let mut parser = SseParser::new();
-        let events = parser.feed("id: 7\nretry: 2500\ndata: a\n\ndata: b\n\nretry: x\ndata: c\n\n");
+        // The relay opens with a `retry:` block of its own; a bad value is ignored.
+        let events = parser.feed("retry: 2500\n\nid: 7\ndata: a\n\ndata: b\n\nretry: x\nretry: 900\ndata: c\n\n");
         assert_eq!(
             events.iter().map(|e| e.id.as_deref()).collect::<Vec<_>>(),
             [Some("7"); 3]
         );
         assert_eq!(
             events.iter().map(|e| e.retry_ms).collect::<Vec<_>>(),
-            [Some(2500), None, None]
+            [Some(2500), Some(2500), Some(900)]
         );
         assert_eq!(parser.last_event_id(), Some("7"));
     }

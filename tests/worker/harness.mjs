@@ -1,0 +1,229 @@
+// Shared plumbing for the worker tests and the relay bench: the simulator,
+// the real worker in workerd (Miniflare 4), a leak-checking fetch, webhook
+// signing, and an SSE reader. Every wait is bounded.
+import { spawn } from "node:child_process";
+import { createHmac, createHash } from "node:crypto";
+import { createServer, connect } from "node:net";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import { simControl } from "../wasm/sim-control.mjs";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const API_KEY = "afk_sim_test_key_edge_7Qm2xV9pLw4R";
+
+/** Rejects after `ms` with `what` in the message. */
+export function within(ms, promise, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Starts the simulator; resolves with `{url, control, stop}`. */
+export async function startSim(extraArgs = []) {
+  const bin = resolve(ROOT, "target/release/apiframe-sim");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build --release -p apiframe-sim`);
+  const child = spawn(bin, ["--port", "0", "--api-key", API_KEY, "--quiet", ...extraArgs], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  // However this process ends (an uncaught error, Ctrl-C), the simulator ends with it.
+  const killChild = () => child.exitCode === null && child.kill("SIGKILL");
+  process.once("exit", killChild);
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.once(signal, () => {
+      killChild();
+      process.exit(130);
+    });
+  }
+  const url = await within(
+    10000,
+    new Promise((resolveUrl, reject) => {
+      let buf = "";
+      child.stdout.on("data", (chunk) => {
+        buf += chunk;
+        const m = buf.match(/SIM_URL=(\S+)/);
+        if (m) resolveUrl(m[1]);
+      });
+      child.on("exit", (code) => reject(new Error(`simulator exited with ${code}`)));
+    }),
+    "simulator start",
+  );
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    child.kill("SIGTERM");
+    await within(5000, new Promise((r) => child.once("exit", r)), "simulator stop").catch(() => child.kill("SIGKILL"));
+  };
+  return { url, control: simControl(url), stop };
+}
+
+/** Starts the worker (worker/index.js + pkg-edge) in workerd on a free port. */
+export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
+  if (!existsSync(resolve(ROOT, "pkg-edge/sora_edge_bg.wasm"))) {
+    throw new Error("pkg-edge/ is missing: bash scripts/build.sh edge");
+  }
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const bindings = {
+    APIFRAME_API_KEY: API_KEY,
+    APIFRAME_BASE_URL: simUrl,
+    ALLOWED_ORIGINS: "https://app.test",
+    PUBLIC_URL: origin,
+    RELAY_FALLBACK_MS: "4000",
+    RATE_LIMIT_PERIOD_S: "60",
+    ...vars,
+  };
+  for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port,
+    modules: true,
+    rootPath: ROOT,
+    scriptPath: resolve(ROOT, "worker/index.js"),
+    modulesRoot: ROOT,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: "2026-04-01",
+    bindings,
+    durableObjects: { JOBS: "JobRelay" },
+    ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : undefined,
+  });
+  const ready = await within(30000, mf.ready, "miniflare start");
+  return { url: ready.href.replace(/\/$/, ""), origin, mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
+}
+
+/** Lowercase hex HMAC-SHA256 keyed with the hex SHA-256 of the key (the simulator's default). */
+export function sign(body, key = API_KEY, mode = "hex") {
+  const digest = createHash("sha256").update(key);
+  const hmacKey = mode === "raw" ? digest.digest() : Buffer.from(digest.digest("hex"));
+  return createHmac("sha256", hmacKey).update(body).digest("hex");
+}
+
+/**
+ * Reads an SSE response: calls `onEvent({id, event, data}, now)` per event; resolves
+ * with `{events, ended}` when the server ends the stream (`ended: true`), or
+ * after `timeoutMs` (`ended: false`).
+ */
+export async function readEvents(res, { timeoutMs = 15000, onEvent = () => {}, onComment = () => {} } = {}) {
+  const events = [];
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  let ended = false;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        ended = !timedOut; // a cancel by the timeout also reads as done
+        break;
+      }
+      buf += decoder.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev = { id: null, event: "message", data: [] };
+        let hasData = false;
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) onComment(line);
+          else if (line.startsWith("id: ")) ev.id = line.slice(4);
+          else if (line.startsWith("event: ")) ev.event = line.slice(7);
+          else if (line.startsWith("data: ")) {
+            ev.data.push(line.slice(6));
+            hasData = true;
+          }
+        }
+        if (hasData) {
+          ev.data = ev.data.join("\n");
+          events.push(ev);
+          onEvent(ev, performance.now());
+        }
+      }
+    }
+  } catch {
+    // cancelled by the timeout
+  } finally {
+    clearTimeout(timer);
+  }
+  return { events, ended };
+}
+
+/**
+ * Sends raw bytes over TCP (for request targets that fetch would normalise) and
+ * resolves with `{status, headers, body, raw}` as soon as the response is complete.
+ */
+export function rawRequest(port, head, body = "") {
+  return within(
+    10000,
+    new Promise((resolveRes, reject) => {
+      const socket = connect(port, "127.0.0.1");
+      let data = Buffer.alloc(0);
+      const finish = () => {
+        const text = data.toString("utf8");
+        const at = text.indexOf("\r\n\r\n");
+        const headerLines = text.slice(0, at).split("\r\n");
+        const headers = new Map(
+          headerLines.slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+        );
+        let rest = text.slice(at + 4);
+        if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+          let out = "";
+          for (;;) {
+            const nl = rest.indexOf("\r\n");
+            const size = parseInt(rest.slice(0, nl), 16);
+            if (!size) break;
+            out += rest.slice(nl + 2, nl + 2 + size);
+            rest = rest.slice(nl + 2 + size + 2);
+          }
+          rest = out;
+        }
+        socket.destroy();
+        resolveRes({ status: Number(headerLines[0].split(" ")[1]), headers, body: rest, raw: text });
+      };
+      const complete = () => {
+        const text = data.toString("latin1");
+        const at = text.indexOf("\r\n\r\n");
+        if (at < 0) return false;
+        const head = text.slice(0, at);
+        const length = head.match(/\r\ncontent-length:\s*(\d+)/i);
+        if (length) return data.length - (at + 4) >= Number(length[1]);
+        if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) return text.endsWith("0\r\n\r\n");
+        return false;
+      };
+      socket.on("connect", () => socket.write(head + body));
+      socket.on("data", (chunk) => {
+        data = Buffer.concat([data, chunk]);
+        if (complete()) finish();
+      });
+      socket.on("end", () => (data.length ? finish() : reject(new Error("connection closed without a response"))));
+      socket.on("error", reject);
+    }),
+    "raw request",
+  );
+}
