@@ -190,7 +190,8 @@ mod tests {
     fn id_persists_and_retry_is_read() {
         let mut parser = SseParser::new();
         // The relay opens with a `retry:` block of its own; a bad value is ignored.
-        let events = parser.feed("retry: 2500\n\nid: 7\ndata: a\n\ndata: b\n\nretry: x\nretry: 900\ndata: c\n\n");
+        let events = parser
+            .feed("retry: 2500\n\nid: 7\ndata: a\n\ndata: b\n\nretry: x\nretry: 900\ndata: c\n\n");
         assert_eq!(
             events.iter().map(|e| e.id.as_deref()).collect::<Vec<_>>(),
             [Some("7"); 3]
