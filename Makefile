@@ -73,6 +73,7 @@ test-summary:
 	@native=$$({ sed -n 's/^test result: [a-zA-Z]*\. \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/native.log 2>/dev/null || true; } | awk '{ s += $$1 } END { print s + 0 }'); \
 	 node=$$({ sed -n 's/^wasm-node: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-node.log 2>/dev/null || true; } | tail -n1); \
 	 chromium=$$({ sed -n 's/^wasm-chromium: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-chromium.log 2>/dev/null || true; } | tail -n1); \
+	 worker=$$({ sed -n 's/^worker: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/worker.log 2>/dev/null || true; } | tail -n1); \
 	 size=$$(cat $(ARTIFACTS)/size.txt 2>/dev/null || echo '?'); \
 	 echo "=============================== summary ==============================="; \
 	 printf '  native (cargo test) : %s tests passed\n' "$${native:-0}"; \
