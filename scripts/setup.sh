@@ -41,6 +41,20 @@ else
   step "rust components" "added ${missing[*]}" "$t"
 fi
 
+# The browser build is smaller when built with a nightly std (scripts/build.sh);
+# where a nightly toolchain is present, give it the std sources. Optional: the
+# build falls back to stable without it.
+t=$(now)
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  if rustup component add rust-src --toolchain nightly >/dev/null 2>&1; then
+    step "nightly rust-src" "present (smaller browser build)" "$t"
+  else
+    step "nightly rust-src" "unavailable: stable build" "$t"
+  fi
+else
+  step "nightly rust-src" "no nightly toolchain: stable build" "$t"
+fi
+
 # 2. wasm-bindgen CLI: must equal the wasm-bindgen crate in Cargo.lock exactly.
 t=$(now)
 wb_version=""

@@ -3,7 +3,7 @@
 //! are worth another try.
 
 use super::error::{ErrorCode, SoraError};
-use super::json::Json;
+use super::json::{u64_text, Json};
 
 /// Longest upstream text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 300;
@@ -28,7 +28,7 @@ pub fn error_body_message(body: &str) -> Option<String> {
                 .map(str::to_string);
             let code = error.and_then(|e| e.get("code")).and_then(Json::as_str);
             match (from_json, code) {
-                (Some(message), Some(code)) => format!("{message} ({code})"),
+                (Some(message), Some(code)) => [&message, " (", code, ")"].concat(),
                 (Some(message), None) => message,
                 (None, _) => body.to_string(),
             }
@@ -48,10 +48,13 @@ pub fn error_body_field(body: &str) -> Option<String> {
 }
 
 fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((cut, _)) => text[..cut].to_string() + "…",
-        None => text.to_string(),
+    let mut text = text.to_string();
+    // `truncate` rather than slicing: no slice-error formatting in the wasm build.
+    if let Some((cut, _)) = text.char_indices().nth(MAX_QUOTED_CHARS) {
+        text.truncate(cut);
+        text.push('…');
     }
+    text
 }
 
 /// The error for a non-2xx answer.
@@ -67,7 +70,14 @@ pub fn error_from_status(status: u16, body: &str, retry_after_ms: Option<u64>) -
         _ => ErrorCode::Upstream,
     };
     let detail = error_body_message(body).unwrap_or_else(|| "no details".to_string());
-    let mut error = SoraError::new(code, format!("Apiframe answered {status}: {detail}"));
+    let message = [
+        "Apiframe answered ",
+        &u64_text(status.into()),
+        ": ",
+        &detail,
+    ]
+    .concat();
+    let mut error = SoraError::new(code, message);
     error.status = Some(status);
     error.retryable = is_retryable_status(status);
     error.retry_after_ms = retry_after_ms;
@@ -102,13 +112,13 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     // RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT
     // asctime:     Sun Nov  6 08:49:37 1994
     let (day, month, year, time) = match words.as_slice() {
-        [_, day, month, year, time, "GMT"] => (*day, *month, year.parse::<i64>().ok()?, *time),
+        [_, day, month, year, time, "GMT"] => (*day, *month, digits(year, 4)?, *time),
         [_, date, time, "GMT"] => {
             let mut parts = date.split('-');
             let (day, month, year) = (
                 parts.next()?,
                 parts.next()?,
-                parts.next()?.parse::<i64>().ok()?,
+                digits(parts.next()?, 4)?,
             );
             (
                 day,
@@ -123,7 +133,7 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
                 *time,
             )
         }
-        [_, month, day, time, year] => (*day, *month, year.parse::<i64>().ok()?, *time),
+        [_, month, day, time, year] => (*day, *month, digits(year, 4)?, *time),
         _ => return None,
     };
     let month = [
@@ -132,14 +142,23 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     .iter()
     .position(|m| *m == month)? as i64
         + 1;
-    let day: i64 = day.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
+    let day = digits(day, 2)?;
+    let mut hms = time.split(':').map(|p| digits(p, 2));
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
     if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || hms.next().is_some() {
         return None;
     }
     let seconds = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
     u64::try_from(seconds).ok().map(|s| s * 1000)
+}
+
+/// A field of 1 to `max_len` ASCII digits: no sign, so no field can be
+/// negative and no date can overflow the arithmetic below.
+fn digits(text: &str, max_len: usize) -> Option<i64> {
+    if text.is_empty() || text.len() > max_len || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -2,7 +2,7 @@
 //! normalised to one `video_url`, and an unknown status counts as running.
 
 use super::error::{ErrorCode, SoraError};
-use super::json::{write_string, Json};
+use super::json::{u64_text, write_string, Json};
 
 /// A job's lifecycle state, matching the wire spelling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Job {
         let bad = |what: &str| {
             SoraError::new(
                 ErrorCode::BadResponse,
-                format!("job response has no {what}"),
+                ["job response has no ", what].concat(),
             )
         };
         if value.as_object().is_none() {
@@ -187,7 +187,7 @@ impl Job {
 /// Progress with at most one decimal, written without float formatting.
 fn write_progress(out: &mut String, progress: f64) {
     let tenths = (progress * 10.0).round() as u32;
-    out.push_str(&(tenths / 10).to_string());
+    out.push_str(&u64_text(u64::from(tenths / 10)));
     if tenths % 10 != 0 {
         out.push('.');
         out.push(char::from(b'0' + (tenths % 10) as u8));

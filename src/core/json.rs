@@ -151,8 +151,24 @@ impl Json {
 
     /// A JSON number from an unsigned integer.
     pub fn from_u64(n: u64) -> Json {
-        Json::Number(n.to_string())
+        Json::Number(u64_text(n))
     }
+}
+
+/// `n` in decimal. `to_string` would link `core::fmt`, which the wasm build
+/// otherwise does without.
+pub fn u64_text(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[start..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// Parses `[-]digits[.digits]` into an `f64` without linking a float parser.
@@ -449,6 +465,13 @@ mod tests {
     fn deep_nesting_is_refused_not_overflowed() {
         let text = "[".repeat(100_000);
         assert!(Json::parse(&text).is_err());
+    }
+
+    #[test]
+    fn integers_are_written_like_to_string() {
+        for n in [0, 7, 10, 4000, 1_234_567_890, u64::MAX] {
+            assert_eq!(u64_text(n), n.to_string(), "{n}");
+        }
     }
 
     #[test]

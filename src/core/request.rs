@@ -8,7 +8,7 @@
 //! errors name the field as the caller spelled it.
 
 use super::error::SoraError;
-use super::json::Json;
+use super::json::{u64_text, Json};
 use super::url::{is_loopback, parse_http_url};
 
 /// The longest prompt the upstream accepts, in characters.
@@ -125,7 +125,13 @@ impl GenerateRequest {
             };
             return Err(SoraError::invalid(
                 field,
-                format!("{field} \"high\" is only available with model \"sora-2-pro\" (got model \"{model}\")"),
+                [
+                    field,
+                    " \"high\" is only available with model \"sora-2-pro\" (got model \"",
+                    &model,
+                    "\")",
+                ]
+                .concat(),
             ));
         }
         let webhook_url = value
@@ -179,10 +185,15 @@ fn unknown_client_field(key: &str) -> SoraError {
     };
     SoraError::invalid(
         key,
-        format!(
-            "{key} is not a field of GenerateRequest{hint} (fields: {})",
-            CLIENT_FIELDS.join(", ")
-        ),
+        [
+            key,
+            " is not a field of GenerateRequest",
+            hint,
+            " (fields: ",
+            &CLIENT_FIELDS.join(", "),
+            ")",
+        ]
+        .concat(),
     )
 }
 
@@ -191,15 +202,12 @@ fn sora_params_of(value: &Json, field: &str) -> Result<Vec<(String, Json)>, Sora
     let Some(params) = value.get(field) else {
         return Ok(Vec::new());
     };
-    let members = params.as_object().ok_or_else(|| {
-        SoraError::invalid(
-            field,
-            format!("{field} must be an object (got {})", shown(params)),
-        )
-    })?;
+    let members = params
+        .as_object()
+        .ok_or_else(|| rule_broken(field, "must be an object", params))?;
     for (key, v) in members {
         if SORA_PARAMS.iter().any(|(wire, _)| wire == key) {
-            check_sora_param(key, v, &format!("{field}.{key}"))?;
+            check_sora_param(key, v, &[field, ".", key].concat())?;
         }
     }
     Ok(members.to_vec())
@@ -224,12 +232,10 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
         }
         Some(Json::String(s)) => s,
         Some(other) => {
-            return Err(SoraError::invalid(
+            return Err(rule_broken(
                 "prompt",
-                format!(
-                    "prompt must be a string of 1 to 4000 characters (got {})",
-                    shown(other)
-                ),
+                "must be a string of 1 to 4000 characters",
+                other,
             ))
         }
     };
@@ -243,7 +249,14 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
     if chars > MAX_PROMPT_CHARS {
         return Err(SoraError::invalid(
             "prompt",
-            format!("prompt must be at most {MAX_PROMPT_CHARS} characters (got {chars})"),
+            [
+                "prompt must be at most ",
+                &u64_text(MAX_PROMPT_CHARS as u64),
+                " characters (got ",
+                &u64_text(chars as u64),
+                ")",
+            ]
+            .concat(),
         ));
     }
     Ok(prompt.clone())
@@ -252,13 +265,7 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
 fn check_duration(value: &Json, field: &str) -> Result<(), SoraError> {
     match value.as_i64() {
         Some(d) if DURATIONS.contains(&d) => Ok(()),
-        _ => Err(SoraError::invalid(
-            field,
-            format!(
-                "{field} must be one of 4, 8, 10, 12, 15 (got {})",
-                shown(value)
-            ),
-        )),
+        _ => Err(rule_broken(field, "must be one of 4, 8, 10, 12, 15", value)),
     }
 }
 
@@ -275,49 +282,34 @@ fn one_of<'a>(field: &str, value: &'a Json, allowed: &[&str]) -> Result<&'a str,
                 list.push_str(a);
                 list.push('"');
             }
-            Err(SoraError::invalid(
+            Err(rule_broken(
                 field,
-                format!("{field} must be one of {list} (got {})", shown(value)),
+                &["must be one of ", &list].concat(),
+                value,
             ))
         }
     }
 }
 
 fn check_image_url(value: &Json, field: &str) -> Result<(), SoraError> {
-    let text = value.as_str().ok_or_else(|| {
-        SoraError::invalid(
-            field,
-            format!(
-                "{field} must be an absolute http(s) URL string (got {})",
-                shown(value)
-            ),
-        )
-    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| rule_broken(field, "must be an absolute http(s) URL string", value))?;
     parse_http_url(text)
         .map(drop)
-        .map_err(|why| SoraError::invalid(field, format!("{field} {why} (got {})", shown(value))))
+        .map_err(|why| rule_broken(field, why, value))
 }
 
 fn check_webhook_url(field: &str, value: &Json) -> Result<String, SoraError> {
-    let text = value.as_str().ok_or_else(|| {
-        SoraError::invalid(
-            field,
-            format!(
-                "{field} must be an absolute https URL string (got {})",
-                shown(value)
-            ),
-        )
-    })?;
-    let url = parse_http_url(text).map_err(|why| {
-        SoraError::invalid(field, format!("{field} {why} (got {})", shown(value)))
-    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| rule_broken(field, "must be an absolute https URL string", value))?;
+    let url = parse_http_url(text).map_err(|why| rule_broken(field, why, value))?;
     if !url.secure && !is_loopback(url.host) {
-        return Err(SoraError::invalid(
+        return Err(rule_broken(
             field,
-            format!(
-                "{field} must use https (plain http is allowed only for localhost) (got {})",
-                shown(value)
-            ),
+            "must use https (plain http is allowed only for localhost)",
+            value,
         ));
     }
     Ok(text.to_string())
@@ -326,12 +318,10 @@ fn check_webhook_url(field: &str, value: &Json) -> Result<String, SoraError> {
 fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
     let field = "webhookEvents";
     let bad = || {
-        SoraError::invalid(
+        rule_broken(
             field,
-            format!(
-                "{field} must be an array of \"progress\", \"completed\", \"failed\" (got {})",
-                shown(value)
-            ),
+            "must be an array of \"progress\", \"completed\", \"failed\"",
+            value,
         )
     };
     let items = value.as_array().ok_or_else(bad)?;
@@ -348,11 +338,22 @@ fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
 /// A value as quoted in an error message: its JSON, shortened so a huge
 /// prompt does not make a huge message.
 fn shown(value: &Json) -> String {
-    let text = value.to_json();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => text[..cut].to_string() + "…",
-        None => text,
+    let mut text = value.to_json();
+    // `truncate` rather than slicing: no slice-error formatting in the wasm build.
+    if let Some((cut, _)) = text.char_indices().nth(80) {
+        text.truncate(cut);
+        text.push('…');
     }
+    text
+}
+
+/// `{field} {rule} (got {value})`: the shape of most messages here, built
+/// without `format!` so the wasm build links no `core::fmt`.
+fn rule_broken(field: &str, rule: &str, value: &Json) -> SoraError {
+    SoraError::invalid(
+        field,
+        [field, " ", rule, " (got ", &shown(value), ")"].concat(),
+    )
 }
 
 /// Sets `key` in an object's members, replacing an existing entry in place.

@@ -32,7 +32,7 @@ pub async fn follow(
     deadline_at: f64,
     watcher: &mut Watcher<'_>,
 ) -> StreamEnd {
-    let url = format!("{}/v2/jobs/{job_id}/events", opts.base_url);
+    let url = [&opts.base_url, "/v2/jobs/", job_id, "/events"].concat();
     let mut parser = SseParser::new();
     let mut reconnect_ms = 1_000.0;
     for _ in 0..=MAX_RECONNECTS {

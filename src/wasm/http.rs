@@ -8,6 +8,7 @@ use super::js::{clear_timeout, set_timeout, AbortController, AbortSignal, Respon
 use super::options::Options;
 use crate::core::backoff::{may_retry, retry_delay_ms, RequestKind};
 use crate::core::http::{error_from_status, parse_retry_after};
+use crate::core::json::u64_text;
 use crate::core::{ErrorCode, Json, SoraError};
 use js_sys::{Array, Date, Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -122,7 +123,7 @@ impl Exchange {
             controller,
             abort,
             user_signal: opts.signal.clone(),
-            label: format!("{method} {url}"),
+            label: [method, " ", url].concat(),
             timeout_ms,
         };
 
@@ -184,10 +185,13 @@ impl Exchange {
         if self.controller.signal().aborted() {
             let mut e = SoraError::new(
                 ErrorCode::Timeout,
-                format!(
-                    "{} got no answer within {} ms",
-                    self.label, self.timeout_ms as u64
-                ),
+                [
+                    &self.label,
+                    " got no answer within ",
+                    &u64_text(self.timeout_ms as u64),
+                    " ms",
+                ]
+                .concat(),
             );
             e.retryable = true;
             return e.into();
@@ -201,16 +205,12 @@ impl Exchange {
             .ok()
             .and_then(|c| c.as_string())
             .unwrap_or_default();
-        let cause_text = if cause_code.is_empty() {
-            String::new()
-        } else {
-            format!(" ({cause_code})")
-        };
+        let mut message = [&self.label, " failed: ", &detail].concat();
+        if !cause_code.is_empty() {
+            message = [&message, " (", &cause_code, ")"].concat();
+        }
         Failure {
-            error: SoraError::new(
-                ErrorCode::Network,
-                format!("{} failed: {detail}{cause_text}", self.label),
-            ),
+            error: SoraError::new(ErrorCode::Network, message),
             refused: cause_code == "ECONNREFUSED",
         }
     }
@@ -302,9 +302,13 @@ pub async fn request(
 fn bad_json(text: &str, offset: usize) -> SoraError {
     SoraError::new(
         ErrorCode::BadResponse,
-        format!(
-            "the response is not valid JSON (at byte {offset} of {})",
-            text.len()
-        ),
+        [
+            "the response is not valid JSON (at byte ",
+            &u64_text(offset as u64),
+            " of ",
+            &u64_text(text.len() as u64),
+            ")",
+        ]
+        .concat(),
     )
 }

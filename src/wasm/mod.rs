@@ -11,7 +11,7 @@ mod js;
 mod options;
 
 use crate::core::backoff::RequestKind;
-use crate::core::json::write_string;
+use crate::core::json::{u64_text, write_string};
 use crate::core::schedule::PollSchedule;
 use crate::core::{ErrorCode, GenerateRequest, Job, JobStatus, Json, SoraError};
 use http::{check_aborted, request, sleep};
@@ -27,27 +27,60 @@ use wasm_bindgen_futures::future_to_promise;
 type Task = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
 /// What an export does once its options are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Call {
-    Generate(JsValue),
-    Poll(JsValue),
-    Wait(JsValue),
-    Run(JsValue),
+    Generate,
+    Poll,
+    Wait,
+    Run,
 }
 
-/// Runs `call` with parsed options and turns its error into a `SoraEdgeError`.
-fn start(call: Call, opts: JsValue) -> Promise {
+/// Runs `call` on `arg` (the request or the job id) with parsed options and
+/// turns its error into a `SoraEdgeError`. The options are read inside the
+/// task, after the export has returned, as they always were.
+fn start(call: Call, arg: JsValue, opts: JsValue) -> Promise {
     let task: Task = Box::pin(async move {
         let options = Options::from_js(&opts).map_err(|e| error::to_js(e, None))?;
-        let secret = options.api_key.clone();
-        let result = match call {
-            Call::Generate(req) => generate_inner(req, options).await,
-            Call::Poll(job_id) => poll_inner(job_id, options).await,
-            Call::Wait(job_id) => wait_for_job_checked(job_id, options).await,
-            Call::Run(req) => run_inner(req, options).await,
-        };
-        result.map_err(|e| error::to_js(e, secret.as_deref()))
+        let result = dispatch(call, &arg, &options).await;
+        result.map_err(|e| error::to_js(e, options.api_key.as_deref()))
     });
     future_to_promise(task)
+}
+
+/// All four calls as one path, so that each request kind is awaited at one
+/// place only: every `.await` costs state-machine code for each caller.
+async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, SoraError> {
+    let job_id = match call {
+        Call::Poll | Call::Wait => check_job_id(arg)?,
+        Call::Generate | Call::Run => {
+            let key = opts
+                .idempotency_key
+                .clone()
+                .unwrap_or_else(new_idempotency_key);
+            // Every submit error carries the key, so the caller can retry
+            // without creating a second job.
+            let (job_id, status) = submit(arg, opts, &key).await.map_err(|mut e| {
+                e.idempotency_key = Some(key.clone());
+                e
+            })?;
+            if call == Call::Generate {
+                return Ok(submitted_to_js(&job_id, &status, &key));
+            }
+            job_id
+        }
+    };
+    if call == Call::Poll {
+        let (job, raw) = read_job(&job_id, opts, None).await?;
+        return Ok(job_to_js(&job, &raw));
+    }
+    // Every wait error names the job.
+    wait_loop(&job_id, opts).await.map_err(|e| {
+        if e.job_id.is_none() {
+            e.with_job_id(&job_id)
+        } else {
+            e
+        }
+    })
 }
 
 fn to_js_object(json: &str) -> JsValue {
@@ -67,10 +100,12 @@ fn check_job_id(job_id: &JsValue) -> Result<String, SoraError> {
         }
         _ => Err(SoraError::invalid(
             "jobId",
-            format!(
-                "jobId must be a non-empty string of letters, digits, '-' or '_' (got {})",
-                options::shown(job_id)
-            ),
+            [
+                "jobId must be a non-empty string of letters, digits, '-' or '_' (got ",
+                &options::shown(job_id),
+                ")",
+            ]
+            .concat(),
         )),
     }
 }
@@ -103,39 +138,23 @@ fn new_idempotency_key() -> String {
     out
 }
 
-/// Submits; every error carries the idempotency key, so the caller can retry
-/// without creating a second job.
-async fn generate_inner(req: JsValue, opts: Options) -> Result<JsValue, SoraError> {
-    let key = opts
-        .idempotency_key
-        .clone()
-        .unwrap_or_else(new_idempotency_key);
-    let submitted = submit(&req, &opts, &key).await.map_err(|mut e| {
-        e.idempotency_key = Some(key.clone());
-        e
-    })?;
+/// `generate`'s answer: `{jobId, status, idempotencyKey}`.
+fn submitted_to_js(job_id: &str, status: &str, key: &str) -> JsValue {
     let mut out = String::from("{\"jobId\":");
-    write_string(&mut out, &submitted.0);
+    write_string(&mut out, job_id);
     out.push_str(",\"status\":");
-    write_string(&mut out, &submitted.1);
+    write_string(&mut out, status);
     out.push_str(",\"idempotencyKey\":");
-    write_string(&mut out, &key);
+    write_string(&mut out, key);
     out.push('}');
-    Ok(to_js_object(&out))
+    to_js_object(&out)
 }
 
 /// Validates and sends; resolves with the job id and status.
 async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, String), SoraError> {
     check_aborted(opts.signal.as_ref())?;
-    let text = JSON::stringify(req).ok().and_then(|s| s.as_string());
-    let json = text
-        .as_deref()
-        .and_then(|t| Json::parse(t).ok())
-        .ok_or_else(|| {
-            SoraError::invalid("request", "request must be a plain object of JSON values")
-        })?;
-    let request_body = GenerateRequest::from_client_json(&json)?.wire_body();
-    let url = format!("{}/v2/videos/generate", opts.base_url);
+    let request_body = wire_body(req)?;
+    let url = [&opts.base_url, "/v2/videos/generate"].concat();
     let headers = [("Idempotency-Key", key)];
     let (json, _) = request(
         opts,
@@ -153,6 +172,20 @@ async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, Str
         .and_then(Json::as_str)
         .unwrap_or("QUEUED");
     Ok((submitted_job_id(&json)?.to_string(), status.to_string()))
+}
+
+/// The validated upstream body for the caller's request. Out of line, as it
+/// measured smaller outside the async state machine.
+#[inline(never)]
+fn wire_body(req: &JsValue) -> Result<String, SoraError> {
+    let text = JSON::stringify(req).ok().and_then(|s| s.as_string());
+    let json = text
+        .as_deref()
+        .and_then(|t| Json::parse(t).ok())
+        .ok_or_else(|| {
+            SoraError::invalid("request", "request must be a plain object of JSON values")
+        })?;
+    Ok(GenerateRequest::from_client_json(&json)?.wire_body())
 }
 
 fn submitted_job_id(json: &Json) -> Result<&str, SoraError> {
@@ -175,7 +208,7 @@ async fn read_job(
     opts: &Options,
     deadline_at: Option<f64>,
 ) -> Result<(Job, String), SoraError> {
-    let url = format!("{}/v2/jobs/{}", opts.base_url, job_id);
+    let url = [&opts.base_url, "/v2/jobs/", job_id].concat();
     let (json, text) = request(
         opts,
         RequestKind::Read,
@@ -195,12 +228,6 @@ fn job_to_js(job: &Job, raw: &str) -> JsValue {
     let object = to_js_object(&job.to_client_json());
     let _ = Reflect::set(&object, &"raw".into(), &to_js_object(raw));
     object
-}
-
-async fn poll_inner(job_id: JsValue, opts: Options) -> Result<JsValue, SoraError> {
-    let id = check_job_id(&job_id)?;
-    let (job, raw) = read_job(&id, &opts, None).await?;
-    Ok(job_to_js(&job, &raw))
 }
 
 /// What a wait has seen so far, shared by both transports so that
@@ -231,7 +258,7 @@ impl Watcher<'_> {
                 let reason = job.error.as_deref().unwrap_or("no reason given");
                 let mut e = SoraError::new(
                     ErrorCode::JobFailed,
-                    format!("job {} failed: {reason}", self.job_id),
+                    ["job ", self.job_id, " failed: ", reason].concat(),
                 );
                 e.retryable = false;
                 Some(Err(e))
@@ -243,24 +270,16 @@ impl Watcher<'_> {
     fn deadline_error(&self) -> SoraError {
         SoraError::new(
             ErrorCode::DeadlineExceeded,
-            format!(
-                "job {} did not finish within deadlineMs ({} ms); it may still complete",
-                self.job_id, self.opts.deadline_ms as u64
-            ),
+            [
+                "job ",
+                self.job_id,
+                " did not finish within deadlineMs (",
+                &u64_text(self.opts.deadline_ms as u64),
+                " ms); it may still complete",
+            ]
+            .concat(),
         )
     }
-}
-
-/// Waits for `job_id`; every error names the job.
-async fn wait_inner(job_id: String, opts: Options) -> Result<JsValue, SoraError> {
-    let result = wait_loop(&job_id, &opts).await;
-    result.map_err(|e| {
-        if e.job_id.is_none() {
-            e.with_job_id(&job_id)
-        } else {
-            e
-        }
-    })
 }
 
 async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
@@ -289,11 +308,17 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
     loop {
         let now = Date::now();
         let delay = schedule.next_delay_ms((now - started) as u64, None) as f64;
-        if now + delay >= deadline_at {
-            sleep(deadline_at - now, opts.signal.as_ref()).await?;
+        // One sleep for both cases: each `.await` costs state-machine code.
+        let past_deadline = now + delay >= deadline_at;
+        let delay = if past_deadline {
+            deadline_at - now
+        } else {
+            delay
+        };
+        sleep(delay, opts.signal.as_ref()).await?;
+        if past_deadline {
             return Err(watcher.deadline_error());
         }
-        sleep(delay, opts.signal.as_ref()).await?;
         let (job, raw) = match read_job(job_id, opts, Some(deadline_at)).await {
             Ok(read) => read,
             Err(e) if e.code == ErrorCode::Timeout && Date::now() >= deadline_at => {
@@ -310,42 +335,28 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
     }
 }
 
-async fn wait_for_job_checked(job_id: JsValue, opts: Options) -> Result<JsValue, SoraError> {
-    let id = check_job_id(&job_id)?;
-    wait_inner(id, opts).await
-}
-
-async fn run_inner(req: JsValue, opts: Options) -> Result<JsValue, SoraError> {
-    let submitted = generate_inner(req, opts.clone()).await?;
-    let job_id = Reflect::get(&submitted, &"jobId".into())
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default();
-    wait_inner(job_id, opts).await
-}
-
 /// Submits a generation; resolves with `{jobId, status, idempotencyKey}`.
 #[wasm_bindgen]
 pub fn generate(req: JsValue, opts: JsValue) -> Promise {
-    start(Call::Generate(req), opts)
+    start(Call::Generate, req, opts)
 }
 
 /// One status read of a job.
 #[wasm_bindgen]
 pub fn poll(job_id: JsValue, opts: JsValue) -> Promise {
-    start(Call::Poll(job_id), opts)
+    start(Call::Poll, job_id, opts)
 }
 
 /// Waits for a job on the adaptive schedule; resolves on COMPLETED.
 #[wasm_bindgen(js_name = waitForJob)]
 pub fn wait_for_job(job_id: JsValue, opts: JsValue) -> Promise {
-    start(Call::Wait(job_id), opts)
+    start(Call::Wait, job_id, opts)
 }
 
 /// `generate` then `waitForJob`.
 #[wasm_bindgen]
 pub fn run(req: JsValue, opts: JsValue) -> Promise {
-    start(Call::Run(req), opts)
+    start(Call::Run, req, opts)
 }
 
 /// The four calls with options fixed once.
@@ -366,23 +377,23 @@ impl Client {
 
     /// See `generate`.
     pub fn generate(&self, req: JsValue, opts: JsValue) -> Promise {
-        start(Call::Generate(req), merge(&self.opts, &opts))
+        start(Call::Generate, req, merge(&self.opts, &opts))
     }
 
     /// See `poll`.
     pub fn poll(&self, job_id: JsValue, opts: JsValue) -> Promise {
-        start(Call::Poll(job_id), merge(&self.opts, &opts))
+        start(Call::Poll, job_id, merge(&self.opts, &opts))
     }
 
     /// See `waitForJob`.
     #[wasm_bindgen(js_name = waitForJob)]
     pub fn wait_for_job(&self, job_id: JsValue, opts: JsValue) -> Promise {
-        start(Call::Wait(job_id), merge(&self.opts, &opts))
+        start(Call::Wait, job_id, merge(&self.opts, &opts))
     }
 
     /// See `run`.
     pub fn run(&self, req: JsValue, opts: JsValue) -> Promise {
-        start(Call::Run(req), merge(&self.opts, &opts))
+        start(Call::Run, req, merge(&self.opts, &opts))
     }
 }
 

@@ -1,0 +1,328 @@
+#!/usr/bin/env node
+// `make demo`: the simulator + the edge worker in local workerd (wrangler dev),
+// which serves the demo page (www/) and /api on one origin. Prints the URL;
+// Ctrl-C stops everything.
+//
+//   node scripts/demo.mjs [--port 8787] [--job-ms 15000] [--verbose]
+//
+// With APIFRAME_API_KEY set in the environment there is no simulator: the
+// worker talks to the real API (APIFRAME_BASE_URL, default
+// https://api.apiframe.ai). The key reaches the worker only as a secret, through
+// a mode-600 .env file in a private temporary directory that is deleted on exit
+// (never on a command line, never in www/). Webhook relay needs a public URL;
+// set DEMO_PUBLIC_URL (e.g. a tunnel to the port) to turn it on against the
+// real API; without it the page polls.
+//
+// As a module (the browser tests start the very same stack):
+//   import { startStack } from "../../scripts/demo.mjs";
+//   const stack = await startStack({ port, jobMs: 5000 }); // stack.url, stack.simUrl, stack.stop()
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** The simulator's key in demo mode (simulator keys contain "sim"). */
+export const DEMO_SIM_KEY = "afk_sim_demo_key_local_only";
+const SIM_BIN = join(ROOT, "target", "release", "apiframe-sim");
+const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+const WRANGLER_CONFIG = join(ROOT, "worker", "wrangler.toml");
+const REAL_API = "https://api.apiframe.ai";
+
+/** Every process group this module started, for the last-resort cleanup. */
+const groups = new Set();
+process.on("exit", () => {
+  for (const pid of groups) {
+    try { process.kill(-pid, "SIGKILL"); } catch { /* gone */ }
+  }
+});
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+function portFree(port) {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => res(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => res(true)));
+  });
+}
+
+/** Copies the package's web build to www/pkg/, where the worker serves it. */
+export function copyPkg() {
+  const out = join(ROOT, "www", "pkg");
+  mkdirSync(out, { recursive: true });
+  for (const f of ["sora_edge.js", "sora_edge_bg.wasm"]) {
+    const src = join(ROOT, "pkg", f);
+    if (!existsSync(src)) throw new Error(`${src} is missing: run \`make build\` (bash scripts/build.sh)`);
+    copyFileSync(src, join(out, f));
+  }
+  return out;
+}
+
+/**
+ * Spawns a command in its own process group; keeps the last lines of its
+ * output (and echoes them with a prefix when `echo`). `stop()` ends the group.
+ */
+function spawnGroup(name, cmd, args, { env, echo, onLine } = {}) {
+  const child = spawn(cmd, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  groups.add(child.pid);
+  const tail = [];
+  const exited = new Promise((res) => {
+    child.once("exit", (code, signal) => {
+      groups.delete(child.pid);
+      res({ code, signal });
+    });
+    child.once("error", (e) => {
+      groups.delete(child.pid);
+      tail.push(`${name}: ${e.message}`);
+      res({ code: 127, signal: null });
+    });
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      tail.push(line);
+      if (tail.length > 80) tail.shift();
+      if (echo) process.stdout.write(`[${name}] ${line}\n`);
+      onLine?.(line);
+    });
+  }
+  let done = false;
+  exited.then(() => { done = true; });
+  async function stop() {
+    if (done) return;
+    try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }, 4000);
+    await exited;
+    clearTimeout(t);
+    // The group may outlive its leader (workerd under wrangler): make sure.
+    try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
+    groups.delete(child.pid);
+  }
+  return { child, exited, stop, tail: () => tail.join("\n"), get done() { return done; } };
+}
+
+/** Polls `check()` every 150 ms until it returns truthy; fails after `ms`. */
+async function until(ms, what, check, proc) {
+  const end = Date.now() + ms;
+  let last = "";
+  while (Date.now() < end) {
+    if (proc && proc.done) throw new Error(`${what}: the process exited\n${proc.tail()}`);
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(150);
+  }
+  throw new Error(`${what}: not ready within ${ms} ms ${last ? `(${last})` : ""}\n${proc ? proc.tail() : ""}`);
+}
+
+async function get(url, ms = 2000) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(ms) });
+  const text = await res.text();
+  return { status: res.status, text, type: res.headers.get("content-type") || "" };
+}
+
+/**
+ * Starts the whole stack. Resolves with `{url, simUrl, mode, stop}`.
+ * - `apiKey`: the real Apiframe key; when given, no simulator is started.
+ * - `simKey`: the simulator's key otherwise (it must contain "sim" or "test").
+ */
+export async function startStack({
+  port = 8787,
+  jobMs = 15000,
+  apiKey,
+  baseUrl = REAL_API,
+  publicUrl,
+  simKey = DEMO_SIM_KEY,
+  echo = false,
+  startTimeoutMs = 90000,
+} = {}) {
+  const real = Boolean(apiKey);
+  for (const [what, path] of [["wrangler", WRANGLER], ["the edge build (pkg-edge/)", join(ROOT, "pkg-edge", "sora_edge_bg.wasm")], ...(real ? [] : [["the simulator", SIM_BIN]])]) {
+    if (!existsSync(path)) throw new Error(`${what} is missing (${path}): run \`make setup build\``);
+  }
+  if (!(await portFree(port))) throw new Error(`port ${port} on 127.0.0.1 is in use; choose another: make demo DEMO_PORT=8788`);
+  if (existsSync(join(ROOT, "worker", ".dev.vars"))) {
+    console.warn("demo: note: worker/.dev.vars exists; wrangler reads it instead of the demo's generated secrets");
+  }
+  copyPkg();
+
+  const tmp = mkdtempSync(join(tmpdir(), "sora-edge-demo-"));
+  const parts = [];
+  const stopAll = async () => {
+    for (const p of parts.reverse()) await p.stop().catch(() => {});
+    parts.length = 0;
+    rmSync(tmp, { recursive: true, force: true });
+  };
+
+  try {
+    const origin = `http://127.0.0.1:${port}`;
+    let upstream = baseUrl;
+    let key = apiKey;
+    let simUrl = null;
+    if (!real) {
+      key = simKey;
+      let found;
+      const simReady = new Promise((r) => { found = r; });
+      const sim = spawnGroup("sim", SIM_BIN, ["--port", "0", "--api-key", simKey, "--job-ms", String(jobMs), "--quiet"], {
+        echo,
+        onLine: (line) => {
+          const m = /^SIM_URL=(http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
+          if (m) found(m[1]);
+        },
+      });
+      parts.push(sim);
+      simUrl = await Promise.race([
+        simReady,
+        sim.exited.then(() => { throw new Error(`the simulator exited\n${sim.tail()}`); }),
+        sleep(15000).then(() => { throw new Error(`the simulator printed no SIM_URL within 15 s\n${sim.tail()}`); }),
+      ]);
+      upstream = simUrl;
+    }
+
+    // The key as a secret: a private .env file, never argv, never the page.
+    const envFile = join(tmp, "worker.env");
+    writeFileSync(envFile, `APIFRAME_API_KEY=${key}\n`, { mode: 0o600 });
+    const relayUrl = real ? publicUrl || "" : origin;
+    const args = [
+      "dev", "-c", WRANGLER_CONFIG, "--local",
+      "--ip", "127.0.0.1", "--port", String(port),
+      "--inspector-port", String(await freePort()),
+      "--env-file", envFile,
+      "--persist-to", join(tmp, "state"),
+      "--var", `APIFRAME_BASE_URL:${upstream}`,
+      "--var", `PUBLIC_URL:${relayUrl}`,
+      "--show-interactive-dev-session=false",
+      "--log-level", echo ? "info" : "warn",
+    ];
+    if (!real) args.push("--var", `RELAY_FALLBACK_MS:${Math.max(3000, Math.round(jobMs * 1.5))}`);
+    const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_UPDATE_NOTIFIER: "1", WRANGLER_LOG_PATH: join(tmp, "logs") };
+    delete env.APIFRAME_API_KEY; // the worker gets it from the .env file only
+    const worker = spawnGroup("worker", WRANGLER, args, { env, echo });
+    parts.push(worker);
+
+    // Ready when the page, the library and the API all answer.
+    await until(startTimeoutMs, "the worker (wrangler dev)", async () => {
+      const page = await get(`${origin}/`);
+      return page.status === 200 && page.text.includes("sora-edge");
+    }, worker);
+    const lib = await get(`${origin}/pkg/sora_edge_bg.wasm`, 5000);
+    if (lib.status !== 200) throw new Error(`the worker does not serve /pkg/sora_edge_bg.wasm (HTTP ${lib.status})`);
+    const api = await get(`${origin}/api/v2/jobs/00000000-0000-4000-8000-000000000000`, 10000);
+    if (!/json/.test(api.type)) throw new Error(`the worker's /api does not answer JSON (HTTP ${api.status} ${api.type})`);
+    if (api.status === 401) throw new Error("the upstream refused the worker's API key (401): check APIFRAME_API_KEY");
+
+    return {
+      url: origin,
+      simUrl,
+      mode: real ? "real" : "sim",
+      upstream: real ? upstream : simUrl,
+      processes: parts.map((p) => p.child.pid),
+      worker,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- command line
+function parseArgs(argv) {
+  const o = { port: 8787, jobMs: 15000, verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === "--port") o.port = Number(val());
+    else if (a === "--job-ms") o.jobMs = Number(val());
+    else if (a === "--verbose" || a === "-v") o.verbose = true;
+    else if (a === "--help" || a === "-h") {
+      console.log("usage: node scripts/demo.mjs [--port 8787] [--job-ms 15000] [--verbose]");
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new Error("--port must be 1..65535");
+  if (!Number.isInteger(o.jobMs) || o.jobMs < 100) throw new Error("--job-ms must be an integer >= 100");
+  return o;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const apiKey = (process.env.APIFRAME_API_KEY || "").trim() || undefined;
+  let stack = null;
+  let stopping = false;
+  const shutdown = async (code) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write("\ndemo: stopping…\n");
+    await stack?.stop();
+    process.stdout.write("demo: stopped\n");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => shutdown(0));
+  process.on("SIGTERM", () => shutdown(0));
+  process.on("SIGHUP", () => shutdown(0));
+
+  console.log(apiKey
+    ? "demo: APIFRAME_API_KEY is set: using the real Apiframe API (jobs cost credits)"
+    : `demo: starting the Apiframe simulator (jobs of ${o.jobMs / 1000} s) and the edge worker…`);
+  const started = Date.now();
+  stack = await startStack({
+    port: o.port,
+    jobMs: o.jobMs,
+    apiKey,
+    baseUrl: (process.env.APIFRAME_BASE_URL || "").trim() || REAL_API,
+    publicUrl: (process.env.DEMO_PUBLIC_URL || "").trim() || undefined,
+    echo: o.verbose,
+  });
+  if (stopping) return;
+  stack.worker.exited.then(({ code, signal }) => {
+    if (!stopping) {
+      console.error(`demo: the worker exited (code ${code}, signal ${signal})\n${stack.worker.tail()}`);
+      shutdown(1);
+    }
+  });
+  const line = "─".repeat(64);
+  console.log(`
+${line}
+  sora-edge demo is running   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
+
+  Open  ${stack.url}/
+
+  upstream : ${stack.mode === "real" ? `${stack.upstream} (real API; the key stays in the worker)` : `simulator at ${stack.simUrl}`}
+  worker   : wrangler dev (local workerd), /api -> upstream, page from www/
+  ${stack.mode === "sim" ? 'tip      : "[fail:some reason]" in a prompt makes the job fail; "[ms=5000]" sets its length' : "relay    : " + (process.env.DEMO_PUBLIC_URL ? `webhooks to ${process.env.DEMO_PUBLIC_URL}` : "off (set DEMO_PUBLIC_URL to a public tunnel to enable); the page polls")}
+
+  Ctrl-C stops everything.${o.verbose ? "" : "  (--verbose shows the worker's log)"}
+${line}
+`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    console.error(`demo: ${e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,487 @@
+// Browser tests of the demo page against the stack `make demo` starts (the
+// simulator + the edge worker in local workerd via wrangler dev, serving www/),
+// started here by the same function (scripts/demo.mjs startStack) on a free port
+// with short jobs. Drives Debian's Chromium with playwright-core.
+//
+//   node tests/e2e/demo.test.mjs          CASES=<regex> runs a subset
+//
+// Prints `e2e: N passed, M failed`; exits non-zero on any failure or when no
+// test ran. Screenshots go to tests/artifacts/e2e-*.png.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { chromium } from "playwright-core";
+import { startStack, freePort, ROOT } from "../../scripts/demo.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run",
+];
+const ARTIFACTS = join(ROOT, "tests", "artifacts");
+const WATCHDOG_MS = Number(process.env.E2E_WATCHDOG_MS || 5 * 60 * 1000);
+const JOB_MS = 5000;
+/** A simulator key unique to this run, so that a leak of it cannot be a coincidence. */
+const KEY = `afk_sim_e2e_${randomBytes(12).toString("hex")}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+let stack;
+let context;
+let userDataDir;
+let passed = 0;
+let failed = 0;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------ leak watching
+/** Every request and response of every page, checked for the key. */
+const seen = {
+  requests: [], keyHeaders: [], bodyChecks: [], bodiesChecked: 0, apiBodiesChecked: 0,
+  apiUnread: [], otherUnread: 0, keyInBody: [], streams: [],
+};
+
+async function watch(page) {
+  // Event streams: Playwright cannot read their bodies, so their bytes are
+  // captured through CDP as they arrive (Network.streamResourceContent).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.setCacheDisabled", { cacheDisabled: true }); // no 304s: every body is real
+  const streams = new Map();
+  cdp.on("Network.responseReceived", (ev) => {
+    if (!/event-stream/.test(ev.response.mimeType || "")) return;
+    const s = { url: ev.response.url, chunks: [], error: null };
+    streams.set(ev.requestId, s);
+    seen.streams.push(s);
+    cdp.send("Network.streamResourceContent", { requestId: ev.requestId })
+      .then((r) => { if (r.bufferedData) s.chunks.unshift(Buffer.from(r.bufferedData, "base64")); })
+      .catch((e) => { s.error = e.message; });
+  });
+  cdp.on("Network.dataReceived", (ev) => {
+    const s = streams.get(ev.requestId);
+    if (s && ev.data) s.chunks.push(Buffer.from(ev.data, "base64"));
+  });
+
+  page.on("request", (req) => {
+    seen.requests.push({ url: req.url(), method: req.method(), at: Date.now(), page });
+    seen.bodyChecks.push(
+      req.allHeaders().then((h) => {
+        for (const [name, value] of Object.entries(h)) {
+          if (name.toLowerCase() === "x-api-key" || String(value).includes(KEY)) seen.keyHeaders.push(`${req.method()} ${req.url()} (${name})`);
+        }
+        const body = req.postData();
+        if (body && body.includes(KEY)) seen.keyHeaders.push(`${req.method()} ${req.url()} (body)`);
+      }).catch(() => {}),
+    );
+  });
+  page.on("response", (res) => {
+    const url = res.url();
+    const api = new URL(url).pathname.startsWith("/api/");
+    if (/event-stream/.test(res.headers()["content-type"] || "")) return; // captured above
+    seen.bodyChecks.push(
+      Promise.race([res.body(), sleep(20000).then(() => { throw new Error("no body within 20 s"); })])
+        .then((buf) => {
+          seen.bodiesChecked++;
+          if (api) seen.apiBodiesChecked++;
+          if (buf.includes(KEY)) seen.keyInBody.push(url);
+        })
+        .catch((e) => {
+          // Only a video the page dropped (reload, close) may go unread; an /api body may not.
+          if (api) seen.apiUnread.push(`${url}: ${e.message.split("\n")[0]}`);
+          else seen.otherUnread++;
+          if (process.env.E2E_DEBUG) console.log("    unreadable:", url, e.message.split("\n")[0]);
+        }),
+    );
+  });
+  page.on("pageerror", (e) => console.log(`    page error: ${e.message}`));
+}
+
+/** The key must be in no DOM and no localStorage entry of the page. */
+async function assertNoKeyInPage(page) {
+  const found = await page.evaluate((key) => {
+    const where = [];
+    if (document.documentElement.outerHTML.includes(key)) where.push("DOM");
+    for (let i = 0; i < localStorage.length; i++) {
+      const k = localStorage.key(i);
+      if (k.includes(key) || String(localStorage.getItem(k)).includes(key)) where.push(`localStorage[${k}]`);
+    }
+    for (const v of document.querySelectorAll("input, textarea")) if (v.value.includes(key)) where.push(`#${v.id}.value`);
+    return where;
+  }, KEY);
+  assert(found.length === 0, `the API key appears in the page: ${found.join(", ")}`);
+}
+
+// ------------------------------------------------------------ helpers
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+/** Polls `fn` (in Node) until truthy; fails with `what` after `ms`. */
+async function until(ms, what, fn) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(last)})`);
+}
+
+async function freshPage() {
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.setDefaultNavigationTimeout(15000);
+  await watch(page);
+  await page.goto(`${stack.url}/`);
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.waitForSelector("html[data-ready='true']");
+  return page;
+}
+
+async function simConfig(body) {
+  const res = await fetch(`${stack.simUrl}/__sim/config`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000),
+  });
+  assert(res.ok, `sim config: HTTP ${res.status}`);
+}
+
+const panel = (page) => page.evaluate(() => ({
+  state: document.getElementById("panel").dataset.state,
+  badge: document.getElementById("status-badge").textContent,
+  jobId: document.getElementById("job-id").textContent,
+  progress: Number(document.getElementById("bar").getAttribute("aria-valuenow")),
+  percent: document.getElementById("percent").textContent,
+  elapsed: document.getElementById("elapsed").textContent,
+  eta: document.getElementById("eta").textContent,
+  generateDisabled: document.getElementById("generate").disabled,
+  error: document.getElementById("error").hidden ? null : {
+    title: document.getElementById("error-title").textContent,
+    code: document.getElementById("error-code").textContent,
+    detail: document.getElementById("error-detail").textContent,
+  },
+  announcer: document.getElementById("announcer").textContent,
+}));
+
+const videoState = (page) => page.evaluate(() => {
+  const v = document.getElementById("video");
+  return { readyState: v.readyState, duration: v.duration, currentTime: v.currentTime, paused: v.paused, src: v.currentSrc, error: v.error && v.error.code };
+});
+
+async function fillForm(page, { prompt, model = "sora-2", ratio = "16:9", duration = 8, startImage = "" }) {
+  await page.fill("#prompt", prompt);
+  await page.selectOption("#model", model);
+  // The radios are styled as buttons: click their labels, as a user would.
+  await page.click(`label[for="${ratio === "9:16" ? "ar-916" : "ar-169"}"]`);
+  await page.click(`label[for="d${duration}"]`);
+  await page.fill("#startImage", startImage);
+  await page.locator("#startImage").blur();
+}
+
+async function waitRunningWithProgress(page, min = 1) {
+  return until(10000, `progress >= ${min}`, async () => {
+    const p = await panel(page);
+    return p.state === "processing" && p.progress >= min ? p : false;
+  });
+}
+
+async function waitPlaying(page) {
+  await page.waitForSelector("#result:not([hidden])", { timeout: 20000 });
+  return until(15000, "the video loads and plays", async () => {
+    const v = await videoState(page);
+    return v.readyState >= 2 && v.duration > 0 && !v.paused && v.currentTime > 0.2 ? v : false;
+  });
+}
+
+const apiRequestsFor = (jobId, after = 0) =>
+  seen.requests.filter((r) => r.at >= after && r.url.includes(`/api/v2/jobs/${jobId}`));
+
+// ------------------------------------------------------------ the tests
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("generate: the form submits, progress advances, the video loads and plays", async () => {
+  await simConfig({ jobMs: 8000 });
+  const page = await freshPage();
+  const prompt = "A paper boat drifting down a rainy neon street at night, slow dolly shot, reflections on wet asphalt";
+  await fillForm(page, {
+    prompt,
+    duration: 8,
+    startImage: `${stack.url}/favicon.svg`,
+  });
+  await page.waitForSelector("#start-thumb:not([hidden])", { timeout: 5000 });
+  const count = await page.textContent("#prompt-count");
+  assert(count.startsWith(`${[...prompt].length} /`), `character count: ${count}`);
+  await page.screenshot({ path: join(ARTIFACTS, "e2e-form.png"), fullPage: true });
+
+  await page.click("#generate");
+  const atClick = await panel(page);
+  assert(atClick.generateDisabled, "Generate must be disabled while the submit is in flight");
+  const first = await until(5000, "a job id", async () => {
+    const p = await panel(page);
+    return UUID.test(p.jobId) ? p : false;
+  });
+
+  // Progress advances: several distinct values between 0 and 100, never going back.
+  const values = [];
+  let shot = false;
+  let etaSeen = null;
+  await until(20000, "the job completes", async () => {
+    const p = await panel(page);
+    if (p.state === "processing" && (values.length === 0 || values[values.length - 1] !== p.progress)) values.push(p.progress);
+    if (p.state === "processing" && /left/.test(p.eta)) etaSeen = p.eta;
+    if (!shot && p.state === "processing" && p.progress >= 40) {
+      shot = true;
+      await page.screenshot({ path: join(ARTIFACTS, "e2e-progress.png"), fullPage: true });
+    }
+    assert(p.state !== "failed" && p.state !== "error", `the job ended ${p.state}: ${JSON.stringify(p.error)}`);
+    return p.state === "completed";
+  });
+  const mid = values.filter((v) => v > 0 && v < 100);
+  assert(mid.length >= 3, `progress should advance through several values, saw ${JSON.stringify(values)}`);
+  assert(values.every((v, i) => i === 0 || v >= values[i - 1]), `progress went backwards: ${JSON.stringify(values)}`);
+  assert(shot, "no progress screenshot was taken");
+  assert(etaSeen, "no estimate of the time left was shown");
+
+  const v = await waitPlaying(page);
+  assert(v.readyState >= 2 && v.duration > 0, `video: ${JSON.stringify(v)}`);
+  const href = await page.getAttribute("#download", "href");
+  assert(href && href === v.src, `download link ${href} should be the video ${v.src}`);
+  const attrs = await page.evaluate(() => {
+    const el = document.getElementById("video");
+    return ["controls", "autoplay", "muted", "loop", "playsinline"].filter((a) => !el.hasAttribute(a));
+  });
+  assert(attrs.length === 0, `the video lacks ${attrs.join(", ")}`);
+  const done = await panel(page);
+  assert(done.jobId === first.jobId && !done.generateDisabled, `after completion: ${JSON.stringify(done)}`);
+  const hist = await page.evaluate(() => JSON.parse(localStorage.getItem("sora-edge:jobs")));
+  assert(hist.length === 1 && hist[0].id === first.jobId && hist[0].status === "COMPLETED", `history: ${JSON.stringify(hist)}`);
+  await page.screenshot({ path: join(ARTIFACTS, "e2e-video.png"), fullPage: true });
+  // The same page in the dark theme on a phone-sized screen (for a look, not an assertion).
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator("#panel").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(ARTIFACTS, "e2e-video-dark-mobile.png") });
+  await page.emulateMedia({ colorScheme: "light" });
+  await assertNoKeyInPage(page);
+  await page.close();
+});
+
+test("cancel: Cancel mid-job stops the wait", async () => {
+  await simConfig({ jobMs: 6000 });
+  const page = await freshPage();
+  await fillForm(page, { prompt: "Slow aerial shot over a misty pine forest at dawn", duration: 4 });
+  await page.click("#generate");
+  const running = await waitRunningWithProgress(page);
+  const jobId = running.jobId;
+  await page.click("#cancel");
+  const cancelledAt = Date.now();
+  const p = await until(2000, "the panel shows the cancellation", async () => {
+    const q = await panel(page);
+    return q.state === "cancelled" ? q : false;
+  });
+  assert(!p.generateDisabled, "Generate should be enabled again after Cancel");
+  assert(p.error && p.error.code === "aborted", `cancel notice: ${JSON.stringify(p.error)}`);
+  assert(await page.isVisible("#resume"), "Resume waiting should be offered");
+  // The job would complete at 6 s: wait past that; nothing may follow it any more.
+  await sleep(Math.max(0, 6000 - (Date.now() - cancelledAt)) + 1500);
+  const after = apiRequestsFor(jobId, cancelledAt + 300);
+  assert(after.length === 0, `requests after Cancel: ${after.map((r) => r.url).join(", ")}`);
+  const later = await panel(page);
+  assert(later.state === "cancelled", `after the job's end the panel says ${later.state}`);
+  assert(!(await page.isVisible("#result")), "no video after a cancelled wait");
+  const rec = await page.evaluate((id) => JSON.parse(localStorage.getItem("sora-edge:jobs")).find((j) => j.id === id), jobId);
+  assert(rec && rec.status === "CANCELLED", `history: ${JSON.stringify(rec)}`);
+  await assertNoKeyInPage(page);
+  await page.close();
+});
+
+test("validation: a bad start-image URL and an over-long prompt are flagged with no request", async () => {
+  const page = await freshPage();
+  await sleep(300);
+  const mark = seen.requests.length;
+  await page.fill("#prompt", "A lighthouse in a storm");
+  await page.fill("#startImage", "htp//not a url.png");
+  await page.locator("#startImage").blur();
+  await page.waitForSelector("#startImage-error:not([hidden])", { timeout: 3000 });
+  const msg = await page.textContent("#startImage-error");
+  assert(/startImage/.test(msg), `field message: ${msg}`);
+  assert((await page.getAttribute("#startImage", "aria-invalid")) === "true", "the field should be aria-invalid");
+  await page.click("#generate");
+  await sleep(800);
+  assert(await page.isVisible("#startImage-error"), "still flagged after Generate");
+  assert(await page.evaluate(() => document.activeElement.id === "startImage"), "focus should move to the bad field");
+  const p = await panel(page);
+  assert(p.state === "empty", `nothing should be submitted, panel: ${p.state}`);
+  assert(await page.isHidden("#start-thumb"), "no thumbnail for a bad URL");
+
+  // Other bad URLs, and a prompt over 4000 characters (emoji count as one each, as in the library).
+  await page.fill("#startImage", "ftp://example.com/frame.png");
+  await page.locator("#startImage").blur();
+  await until(3000, "ftp URL flagged", async () => /ftp/.test(await page.textContent("#startImage-error")));
+  await page.fill("#startImage", "");
+  await page.locator("#startImage").blur();
+  await page.fill("#prompt", "😀".repeat(4000));
+  const c1 = await page.textContent("#prompt-count");
+  assert(c1.startsWith("4,000 /"), `4000 emoji count as 4,000 characters, shown: ${c1}`);
+  await page.waitForTimeout(300);
+  assert(await page.isHidden("#prompt-error"), "4000 characters are allowed");
+  await page.type("#prompt", "!");
+  await page.waitForSelector("#prompt-error:not([hidden])", { timeout: 3000 });
+  assert(/4000/.test(await page.textContent("#prompt-error")), "prompt message names the limit");
+  await page.click("#generate");
+  await sleep(500);
+  assert((await panel(page)).state === "empty", "an over-long prompt is not submitted");
+
+  const made = seen.requests.slice(mark).filter((r) => r.page === page);
+  assert(made.length === 0, `requests were made: ${made.map((r) => `${r.method} ${r.url}`).join(", ")}`);
+  await page.close();
+});
+
+test("failure: a failed job shows the upstream's reason", async () => {
+  await simConfig({ jobMs: 3000 });
+  const page = await freshPage();
+  await fillForm(page, { prompt: "A crowded stadium, close-ups of faces [fail:content policy violation]", duration: 4 });
+  await page.click("#generate");
+  const p = await until(10000, "the job fails", async () => {
+    const q = await panel(page);
+    return q.state === "failed" ? q : false;
+  });
+  assert(p.error && p.error.code === "job_failed", `error code: ${JSON.stringify(p.error)}`);
+  assert(/content policy violation/.test(p.error.detail), `the reason should be shown: ${JSON.stringify(p.error)}`);
+  assert(/could not be made/i.test(p.error.title), `plain words: ${p.error.title}`);
+  assert(!p.generateDisabled, "Generate enabled after a failure");
+  assert(await page.isHidden("#result"), "no video for a failed job");
+  await page.screenshot({ path: join(ARTIFACTS, "e2e-failed.png"), fullPage: true });
+  await assertNoKeyInPage(page);
+  await page.close();
+});
+
+test("reload: a running job is re-attached by id and finishes", async () => {
+  await simConfig({ jobMs: 7000 });
+  const page = await freshPage();
+  await fillForm(page, { prompt: "Time-lapse of clouds rolling over mountain peaks", ratio: "9:16", duration: 10 });
+  await page.click("#generate");
+  const before = await waitRunningWithProgress(page, 10);
+  const reloadedAt = Date.now();
+  await page.reload();
+  await page.waitForSelector("html[data-ready='true']");
+  const after = await until(5000, "the job is back in the panel", async () => {
+    const q = await panel(page);
+    return q.jobId === before.jobId ? q : false;
+  });
+  assert(after.state === "processing" || after.state === "queued" || after.state === "completed", `after reload: ${after.state}`);
+  await until(15000, "the re-attached job completes", async () => (await panel(page)).state === "completed");
+  const v = await waitPlaying(page);
+  assert(v.readyState >= 2 && v.duration > 0, `video: ${JSON.stringify(v)}`);
+  const followed = apiRequestsFor(before.jobId, reloadedAt);
+  assert(followed.length > 0, "the reloaded page made no request for the job: it did not re-attach");
+  const rec = await page.evaluate((id) => JSON.parse(localStorage.getItem("sora-edge:jobs")).find((j) => j.id === id), before.jobId);
+  assert(rec && rec.status === "COMPLETED" && rec.videoUrl, `history: ${JSON.stringify(rec)}`);
+  await assertNoKeyInPage(page);
+  await page.close();
+});
+
+test("keyboard: the form can be filled and submitted without a mouse", async () => {
+  await simConfig({ jobMs: 3000 });
+  const page = await freshPage();
+  await page.focus("#prompt");
+  await page.keyboard.type("Macro shot of dew on a spider web");
+  await page.keyboard.press("Tab"); // model
+  await page.keyboard.press("Tab"); // aspect ratio group
+  await page.keyboard.press("ArrowRight"); // 9:16
+  await page.keyboard.press("Tab"); // duration group
+  await page.keyboard.press("ArrowLeft"); // 8 -> 4
+  const picked = await page.evaluate(() => [document.querySelector("[name=aspectRatio]:checked").value, document.querySelector("[name=duration]:checked").value]);
+  assert(picked[0] === "9:16" && picked[1] === "4", `keyboard choices: ${picked}`);
+  const outline = await page.evaluate(() => getComputedStyle(document.querySelector("#d4 + label")).outlineStyle);
+  assert(outline !== "none", "the focused choice has a visible outline");
+  await page.focus("#prompt");
+  await page.keyboard.press("Control+Enter");
+  await until(10000, "the job completes", async () => (await panel(page)).state === "completed");
+  const live = await page.getAttribute("#announcer", "aria-live");
+  assert(live === "polite", "status updates go to an aria-live region");
+  await until(3000, "completion is announced", async () => /ready/i.test((await panel(page)).announcer));
+  await page.close();
+});
+
+test("secrets: no request carries X-API-Key; the key is in no response body", async () => {
+  await Promise.all(seen.bodyChecks);
+  assert(seen.keyHeaders.length === 0, `requests with the key: ${seen.keyHeaders.join("; ")}`);
+  assert(seen.requests.length > 20, `too few requests observed (${seen.requests.length}) for the check to mean anything`);
+  assert(seen.apiBodiesChecked >= 5, `too few /api response bodies were read (${seen.apiBodiesChecked})`);
+  assert(seen.apiUnread.length === 0, `/api responses whose body could not be checked: ${seen.apiUnread.join("; ")}`);
+  assert(seen.streams.length >= 3, `too few event streams captured (${seen.streams.length})`);
+  let streamBytes = 0;
+  for (const st of seen.streams) {
+    const buf = Buffer.concat(st.chunks);
+    streamBytes += buf.length;
+    assert(!st.error, `event stream ${st.url} not captured: ${st.error}`);
+    assert(buf.includes("event: job"), `event stream ${st.url}: nothing captured (${buf.length} bytes)`);
+    if (buf.includes(KEY)) seen.keyInBody.push(st.url);
+  }
+  assert(seen.keyInBody.length === 0, `responses with the key: ${seen.keyInBody.join("; ")}`);
+  // The worker does hold the key: the simulator refuses anyone without it.
+  const direct = await fetch(`${stack.simUrl}/v2/me`, { signal: AbortSignal.timeout(5000) });
+  assert(direct.status === 401, `the simulator should refuse a request without the key (got ${direct.status})`);
+  console.log(`    checked ${seen.requests.length} requests; ${seen.bodiesChecked} response bodies (${seen.apiBodiesChecked} from /api) and ${seen.streams.length} event streams (${streamBytes} bytes); ${seen.otherUnread} dropped media/static bodies unread`);
+});
+
+// ------------------------------------------------------------ runner
+async function cleanup() {
+  await context?.close().catch((e) => console.error(`e2e: closing the browser: ${e.message}`));
+  context = undefined;
+  await stack?.stop().catch((e) => console.error(`e2e: stopping the stack: ${e.message}`));
+  stack = undefined;
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+}
+
+async function finish(code) {
+  clearTimeout(watchdog);
+  await cleanup();
+  console.log(`e2e: ${passed} passed, ${failed} failed`);
+  process.exit(code);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`e2e: watchdog: still running after ${WATCHDOG_MS} ms`);
+  failed++;
+  finish(1);
+}, WATCHDOG_MS);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { failed++; finish(130); });
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const filter = process.env.CASES ? new RegExp(process.env.CASES) : null;
+  const selected = tests.filter((t) => !filter || filter.test(t.name));
+  const t0 = Date.now();
+  stack = await startStack({ port: await freePort(), jobMs: JOB_MS, simKey: KEY });
+  console.log(`e2e: stack up in ${Date.now() - t0} ms: page ${stack.url}, simulator ${stack.simUrl}`);
+  userDataDir = mkdtempSync(join(tmpdir(), "sora-edge-e2e-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1280, height: 900 },
+    timeout: 30000,
+  });
+  for (const t of selected) {
+    const start = Date.now();
+    try {
+      await t.fn();
+      passed++;
+      console.log(`  ok   ${t.name} (${Date.now() - start} ms)`);
+    } catch (e) {
+      failed++;
+      console.log(`  FAIL ${t.name} (${Date.now() - start} ms)\n       ${String(e && e.stack || e).split("\n").slice(0, 3).join("\n       ")}`);
+      for (const page of context.pages()) await page.close().catch(() => {});
+    }
+  }
+  await finish(failed > 0 || passed === 0 ? 1 : 0);
+}
+
+main().catch(async (e) => {
+  console.error(`e2e: ${e.stack || e.message}`);
+  failed++;
+  await finish(1);
+});

@@ -1,0 +1,534 @@
+//! Property tests (issue 5, part 3) of the plain-Rust core: no panic on any
+//! input, and round-trips where they apply. Case counts are bounded so the
+//! file runs in a few seconds under `cargo test`.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use sora_edge::core::http::{parse_http_date, parse_retry_after};
+use sora_edge::core::job::Job;
+use sora_edge::core::json::Json;
+use sora_edge::core::request::{GenerateRequest, DURATIONS, WEBHOOK_EVENTS};
+use sora_edge::core::sse::{SseEvent, SseParser};
+
+// ----------------------------------------------------------------- strategies
+
+/// Valid JSON number texts, in the shapes the parser keeps verbatim.
+fn json_number() -> impl Strategy<Value = String> {
+    "-?(0|[1-9][0-9]{0,12})(\\.[0-9]{1,6})?([eE][+-]?[0-9]{1,3})?"
+}
+
+/// Arbitrary JSON values (any Unicode in strings and keys, duplicate keys allowed).
+fn json_value() -> impl Strategy<Value = Json> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::Bool),
+        json_number().prop_map(Json::Number),
+        any::<String>().prop_map(Json::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+            prop::collection::vec((any::<String>(), inner), 0..6).prop_map(Json::Object),
+        ]
+    })
+}
+
+/// Text made mostly of JSON's own punctuation, so the parser's error paths run.
+fn json_ish_text() -> impl Strategy<Value = String> {
+    "[\\[\\]{}\",:0-9a-fnulltrue\\\\/ .eE+\\-\t\n\u{0}\u{1f}é\u{FFFD}😀]{0,80}"
+}
+
+/// A plausible value for a request or job field: often the right kind, sometimes not.
+fn field_value(strings: &'static [&'static str]) -> impl Strategy<Value = Json> {
+    prop_oneof![
+        4 => prop::sample::select(strings).prop_map(|s| Json::String(s.to_string())),
+        1 => json_value(),
+    ]
+}
+
+const REQUEST_STRINGS: &[&str] = &[
+    "",
+    " ",
+    "a prompt",
+    "sora-2",
+    "sora-2-pro",
+    "16:9",
+    "9:16",
+    "standard",
+    "high",
+    "https://hooks.example.com/x",
+    "http://localhost:8787/hook",
+    "http://evil.test/hook",
+    "ftp://x",
+    "https://",
+    "progress",
+    "completed",
+    "failed",
+    "4",
+];
+
+/// Objects with the request fields of both dialects, in any mix.
+fn request_like() -> impl Strategy<Value = Json> {
+    let key = prop::sample::select(vec![
+        "prompt",
+        "model",
+        "duration",
+        "aspectRatio",
+        "resolution",
+        "startImage",
+        "webhookUrl",
+        "webhook_url",
+        "webhookEvents",
+        "soraParams",
+        "aspect_ratio",
+        "extra",
+    ]);
+    let params = prop::collection::vec(
+        (
+            prop::sample::select(vec![
+                "duration",
+                "aspect_ratio",
+                "resolution",
+                "start_image",
+                "seed",
+            ]),
+            prop_oneof![
+                prop::sample::select(&DURATIONS[..]).prop_map(|d| Json::Number(d.to_string())),
+                field_value(REQUEST_STRINGS),
+            ],
+        ),
+        0..4,
+    )
+    .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    let value = prop_oneof![
+        3 => field_value(REQUEST_STRINGS),
+        1 => prop::sample::select(&DURATIONS[..]).prop_map(|d| Json::Number(d.to_string())),
+        1 => params,
+        1 => prop::collection::vec(field_value(REQUEST_STRINGS), 0..4).prop_map(Json::Array),
+    ];
+    prop::collection::vec((key, value), 0..7)
+        .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+}
+
+/// A valid client-dialect request, as its fields.
+#[derive(Clone, Debug)]
+struct ValidRequest {
+    prompt: String,
+    pro: bool,
+    duration: Option<i64>,
+    aspect_ratio: Option<&'static str>,
+    resolution: Option<&'static str>,
+    start_image: Option<String>,
+    webhook_url: Option<String>,
+    webhook_events: Option<Vec<&'static str>>,
+}
+
+fn valid_request() -> impl Strategy<Value = ValidRequest> {
+    (
+        "[a-zA-Z0-9 映🎬,.\n]{0,60}[a-z映]",
+        any::<bool>(),
+        prop::option::of(prop::sample::select(&DURATIONS[..])),
+        prop::option::of(prop::sample::select(vec!["16:9", "9:16"])),
+        prop::option::of(prop::sample::select(vec!["standard", "high"])),
+        prop::option::of("https://img\\.example\\.com/[a-z0-9]{1,12}\\.png"),
+        prop::option::of(prop_oneof![
+            "https://hooks\\.example\\.com/[a-z0-9/]{0,12}",
+            "http://localhost:[1-9][0-9]{1,3}/hook",
+        ]),
+        prop::option::of(prop::sample::subsequence(WEBHOOK_EVENTS.to_vec(), 0..=3)),
+    )
+        .prop_map(
+            |(
+                prompt,
+                pro,
+                duration,
+                aspect_ratio,
+                resolution,
+                start_image,
+                webhook_url,
+                events,
+            )| {
+                ValidRequest {
+                    prompt,
+                    pro,
+                    duration,
+                    aspect_ratio,
+                    // "high" only with sora-2-pro.
+                    resolution: resolution.filter(|r| pro || *r != "high"),
+                    start_image,
+                    webhook_url,
+                    webhook_events: events,
+                }
+            },
+        )
+}
+
+impl ValidRequest {
+    fn model(&self) -> &'static str {
+        if self.pro {
+            "sora-2-pro"
+        } else {
+            "sora-2"
+        }
+    }
+
+    fn client_json(&self) -> Json {
+        let s = |v: &str| Json::String(v.to_string());
+        let mut m = vec![("prompt".to_string(), s(&self.prompt))];
+        if self.pro {
+            m.push(("model".into(), s("sora-2-pro")));
+        }
+        if let Some(d) = self.duration {
+            m.push(("duration".into(), Json::Number(d.to_string())));
+        }
+        if let Some(a) = self.aspect_ratio {
+            m.push(("aspectRatio".into(), s(a)));
+        }
+        if let Some(r) = self.resolution {
+            m.push(("resolution".into(), s(r)));
+        }
+        if let Some(i) = &self.start_image {
+            m.push(("startImage".into(), s(i)));
+        }
+        if let Some(u) = &self.webhook_url {
+            m.push(("webhookUrl".into(), s(u)));
+        }
+        if let Some(e) = &self.webhook_events {
+            m.push((
+                "webhookEvents".into(),
+                Json::Array(e.iter().map(|e| s(e)).collect()),
+            ));
+        }
+        Json::Object(m)
+    }
+}
+
+/// Objects with the job fields, in any mix.
+fn job_like() -> impl Strategy<Value = Json> {
+    let key = prop::sample::select(vec![
+        "id",
+        "jobId",
+        "status",
+        "progress",
+        "result",
+        "error",
+        "model",
+        "creditCost",
+        "createdAt",
+        "completedAt",
+    ]);
+    let value = prop_oneof![
+        2 => field_value(&[
+            "0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d",
+            "",
+            "QUEUED",
+            "processing",
+            "COMPLETED",
+            "FAILED",
+            "WEIRD",
+            " 42.5 ",
+            "-3",
+            "https://cdn.example.com/v.mp4",
+            "  ",
+        ]),
+        1 => json_number().prop_map(Json::Number),
+        1 => prop::collection::vec(
+            (prop::sample::select(vec!["videoUrl", "video_url", "url", "videos", "message"]), json_value()),
+            0..3,
+        )
+        .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+    ];
+    prop::collection::vec((key, value), 0..8)
+        .prop_map(|m| Json::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+}
+
+/// Text built from the pieces of an event stream, line endings of every kind included.
+fn sse_text() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "data: ",
+        "data:",
+        "data",
+        "event: ",
+        "event:progress",
+        "id: ",
+        "id:7",
+        "id\u{0}",
+        "retry: ",
+        "retry:2000",
+        "retry: x",
+        ": comment",
+        ":",
+        "\n",
+        "\n",
+        "\r",
+        "\r\n",
+        "\r\n",
+        "\n\n",
+        "{\"a\":1}",
+        "x",
+        " ",
+        "é",
+        "😀",
+        "\u{FEFF}",
+        "\u{0}",
+    ]);
+    prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+}
+
+fn feed_whole(text: &str) -> Vec<SseEvent> {
+    SseParser::new().feed(text)
+}
+
+fn feed_split(text: &str, cuts: &[usize]) -> Vec<SseEvent> {
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .map(|&c| {
+            let mut c = c % (text.len() + 1);
+            while !text.is_char_boundary(c) {
+                c -= 1;
+            }
+            c
+        })
+        .collect();
+    bounds.push(0);
+    bounds.push(text.len());
+    bounds.sort_unstable();
+    let mut parser = SseParser::new();
+    bounds
+        .windows(2)
+        .flat_map(|w| parser.feed(&text[w[0]..w[1]]))
+        .collect()
+}
+
+/// An epoch second as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn imf_fixdate(epoch_s: u64) -> String {
+    let days = (epoch_s / 86_400) as i64;
+    let secs = epoch_s % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let month_name = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {month_name} {year:04} {:02}:{:02}:{:02} GMT",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+// ------------------------------------------------------------------- properties
+
+proptest! {
+    #![proptest_config(Config { cases: 512, ..Config::default() })]
+
+    #[test]
+    fn json_parse_never_panics_on_any_string(text in any::<String>()) {
+        let _ = Json::parse(&text);
+    }
+
+    #[test]
+    fn json_parse_never_panics_on_json_ish_text(text in json_ish_text()) {
+        let _ = Json::parse(&text);
+    }
+
+    #[test]
+    fn json_values_round_trip_through_their_text(value in json_value()) {
+        let text = value.to_json();
+        prop_assert_eq!(Json::parse(&text), Ok(value.clone()));
+        // Surrounding whitespace is allowed and changes nothing.
+        prop_assert_eq!(Json::parse(&format!(" \n{text}\t ")), Ok(value));
+    }
+
+    #[test]
+    fn broken_json_text_is_refused_or_parsed_without_panic(
+        value in json_value(),
+        cut in any::<usize>(),
+        insert in any::<char>(),
+    ) {
+        let text = value.to_json();
+        let mut at = cut % (text.len() + 1);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let _ = Json::parse(&text[..at]);
+        let mut spliced = text.clone();
+        spliced.insert(at, insert);
+        if let Ok(parsed) = Json::parse(&spliced) {
+            // Whatever parsed writes back to text that parses to the same value.
+            prop_assert_eq!(Json::parse(&parsed.to_json()), Ok(parsed));
+        }
+    }
+
+    #[test]
+    fn requests_from_any_json_never_panic(value in json_value()) {
+        let _ = GenerateRequest::from_client_json(&value);
+        let _ = GenerateRequest::from_wire_json(&value);
+    }
+
+    #[test]
+    fn accepted_requests_of_either_dialect_round_trip_through_the_wire_body(value in request_like()) {
+        for accepted in [
+            GenerateRequest::from_client_json(&value),
+            GenerateRequest::from_wire_json(&value),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let wire = Json::parse(&accepted.wire_body());
+            prop_assert!(wire.is_ok(), "wire body is JSON: {}", accepted.wire_body());
+            let again = GenerateRequest::from_wire_json(&wire.unwrap());
+            prop_assert_eq!(again.as_ref(), Ok(&accepted));
+        }
+    }
+
+    #[test]
+    fn valid_requests_are_accepted_and_keep_their_fields_on_the_wire(req in valid_request()) {
+        let accepted = GenerateRequest::from_client_json(&req.client_json());
+        prop_assert!(accepted.is_ok(), "{:?} refused: {:?}", req, accepted);
+        let accepted = accepted.unwrap();
+        prop_assert_eq!(&accepted.prompt, &req.prompt);
+        prop_assert_eq!(accepted.model.as_str(), req.model());
+        let wire = Json::parse(&accepted.wire_body()).expect("wire body is JSON");
+        let text = |v: Option<&Json>| v.and_then(Json::as_str).map(str::to_string);
+        prop_assert_eq!(text(wire.get("prompt")), Some(req.prompt.clone()));
+        prop_assert_eq!(text(wire.get("model")), Some(req.model().to_string()));
+        prop_assert_eq!(text(wire.get("webhookUrl")), req.webhook_url.clone());
+        let events = wire.get("webhookEvents").and_then(Json::as_array).map(|a| {
+            a.iter().filter_map(Json::as_str).map(str::to_string).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(
+            events,
+            req.webhook_events.as_ref().map(|e| e.iter().map(|s| s.to_string()).collect())
+        );
+        let param = |k: &str| wire.get("soraParams").and_then(|p| p.get(k)).cloned();
+        prop_assert_eq!(param("duration").and_then(|d| d.as_i64()), req.duration);
+        prop_assert_eq!(text(param("aspect_ratio").as_ref()), req.aspect_ratio.map(str::to_string));
+        prop_assert_eq!(text(param("resolution").as_ref()), req.resolution.map(str::to_string));
+        prop_assert_eq!(text(param("start_image").as_ref()), req.start_image.clone());
+        // The edge worker, given the wire body, accepts the same request.
+        prop_assert_eq!(GenerateRequest::from_wire_json(&wire), Ok(accepted));
+    }
+
+    #[test]
+    fn jobs_from_any_json_never_panic_and_write_json(value in prop_oneof![json_value(), job_like()]) {
+        if let Ok(job) = Job::from_json(&value) {
+            let text = job.to_client_json();
+            let parsed = Json::parse(&text);
+            prop_assert!(parsed.is_ok(), "client JSON does not parse: {}", text);
+            let parsed = parsed.unwrap();
+            prop_assert_eq!(parsed.get("id").and_then(Json::as_str), Some(job.id.as_str()));
+            prop_assert_eq!(parsed.get("status").and_then(Json::as_str), Some(job.status.as_str()));
+            let progress = parsed.get("progress").and_then(Json::as_decimal);
+            prop_assert!(progress.is_some_and(|p| (0.0..=100.0).contains(&p)), "{}", text);
+            // Read back, the client JSON names the same job.
+            let again = Job::from_json(&parsed).expect("client JSON is a job");
+            prop_assert_eq!(again.id, job.id);
+            prop_assert_eq!(again.status, job.status);
+            prop_assert_eq!(again.error, job.error);
+            prop_assert_eq!(again.model, job.model);
+        }
+    }
+
+    #[test]
+    fn sse_split_anywhere_gives_the_events_of_the_whole(
+        text in prop_oneof![sse_text(), any::<String>()],
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        prop_assert_eq!(feed_split(&text, &cuts), feed_whole(&text));
+    }
+
+    #[test]
+    fn sse_fed_one_char_at_a_time_gives_the_events_of_the_whole(text in sse_text()) {
+        let mut parser = SseParser::new();
+        let mut buf = [0u8; 4];
+        let events: Vec<SseEvent> = text
+            .chars()
+            .flat_map(|c| parser.feed(c.encode_utf8(&mut buf)))
+            .collect();
+        prop_assert_eq!(events, feed_whole(&text));
+    }
+
+    #[test]
+    fn retry_after_and_http_dates_never_panic(text in any::<String>(), now in any::<u64>()) {
+        let _ = parse_http_date(&text);
+        let _ = parse_retry_after(&text, now);
+    }
+
+    #[test]
+    fn retry_after_delta_seconds_are_milliseconds(seconds in any::<u64>(), now in any::<u64>()) {
+        prop_assert_eq!(
+            parse_retry_after(&seconds.to_string(), now),
+            Some(seconds.saturating_mul(1000))
+        );
+    }
+
+    #[test]
+    fn imf_fixdates_parse_back_to_their_epoch(
+        // 1970-01-01 to 9999-12-31.
+        epoch_s in 0u64..253_402_300_800,
+        now_s in 0u64..253_402_300_800,
+    ) {
+        let date = imf_fixdate(epoch_s);
+        prop_assert_eq!(parse_http_date(&date), Some(epoch_s * 1000), "{}", date);
+        prop_assert_eq!(
+            parse_retry_after(&date, now_s * 1000),
+            Some(epoch_s.saturating_sub(now_s) * 1000),
+            "{}", date
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 512, ..Config::default() })]
+
+    /// Date-shaped text with numbers of any size in every field. This found
+    /// an overflow on negative or huge fields (minimal case
+    /// `Sun, 1 Jan 0 0:-153722866244837251:0 GMT`), now refused.
+    #[test]
+    fn date_shaped_text_never_panics(
+        day in prop_oneof![1i64..=31, any::<i64>()],
+        year in prop_oneof![any::<i64>(), -100_000i64..100_000, Just(i64::MAX), Just(i64::MIN)],
+        h in prop_oneof![0i64..=23, any::<i64>()],
+        m in prop_oneof![0i64..=59, any::<i64>()],
+        s in prop_oneof![0i64..=60, any::<i64>()],
+        month in prop::sample::select(vec!["Jan", "Feb", "Nov", "Dec", "xyz"]),
+        shape in 0..3u8,
+    ) {
+        let text = match shape {
+            0 => format!("Sun, {day} {month} {year} {h}:{m}:{s} GMT"),
+            1 => format!("Sunday, {day}-{month}-{year} {h}:{m}:{s} GMT"),
+            _ => format!("Sun {month} {day} {h}:{m}:{s} {year}"),
+        };
+        let _ = parse_http_date(&text);
+        let _ = parse_retry_after(&text, 0);
+    }
+}
+
+#[test]
+fn the_imf_fixdate_formatter_matches_the_rfc_example() {
+    assert_eq!(imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(
+        parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+        Some(784_111_777_000)
+    );
+}
+
+#[test]
+fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
+    for depth in [100, 129, 130, 1_000, 100_000] {
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let parsed = Json::parse(&text);
+        // The parser allows 128 levels below the top one.
+        assert_eq!(parsed.is_ok(), depth <= 129, "depth {depth}");
+    }
+}
