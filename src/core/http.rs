@@ -115,11 +115,7 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
         [_, day, month, year, time, "GMT"] => (*day, *month, digits(year, 4)?, *time),
         [_, date, time, "GMT"] => {
             let mut parts = date.split('-');
-            let (day, month, year) = (
-                parts.next()?,
-                parts.next()?,
-                digits(parts.next()?, 4)?,
-            );
+            let (day, month, year) = (parts.next()?, parts.next()?, digits(parts.next()?, 4)?);
             (
                 day,
                 month,
