@@ -36,7 +36,7 @@ build:
 	bash scripts/build.sh edge
 
 # ----------------------------------------------------------------------- test
-test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-e2e test-types test-quickstart size
+test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart size
 	@$(MAKE) --no-print-directory test-summary
 
 # Logs of an earlier run must not feed this run's summary.
@@ -78,6 +78,7 @@ test-summary:
 	 chromium=$$({ sed -n 's/^wasm-chromium: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-chromium.log 2>/dev/null || true; } | tail -n1); \
 	 worker=$$({ sed -n 's/^worker: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/worker.log 2>/dev/null || true; } | tail -n1); \
 	 e2e=$$({ sed -n 's/^e2e: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/e2e.log 2>/dev/null || true; } | tail -n1); \
+	 faults=$$({ sed -n 's/^faults: \([0-9][0-9]*\) jobs passed.*/\1/p' $(ARTIFACTS)/faults.log 2>/dev/null || true; } | tail -n1); \
 	 size=$$(cat $(ARTIFACTS)/size.txt 2>/dev/null || echo '?'); \
 	 echo "=============================== summary ==============================="; \
 	 printf '  native (cargo test) : %s tests passed\n' "$${native:-0}"; \
@@ -85,10 +86,11 @@ test-summary:
 	 printf '  wasm in Chromium    : %s tests passed\n' "$${chromium:-0}"; \
 	 printf '  worker in workerd   : %s tests passed\n' "$${worker:-0}"; \
 	 printf '  demo page, Chromium : %s tests passed\n' "$${e2e:-0}"; \
+	 printf '  fault matrix        : %s jobs passed\n' "$${faults:-0}"; \
 	 printf '  types, quick start  : passed\n'; \
 	 printf '  size (gzip -9)      : %s bytes of %s\n' "$$size" "$(SIZE_CEILING)"; \
 	 echo "======================================================================="; \
-	 for pair in "native:$${native:-0}" "wasm-node:$${node:-0}" "wasm-chromium:$${chromium:-0}" "worker:$${worker:-0}" "e2e:$${e2e:-0}"; do \
+	 for pair in "native:$${native:-0}" "wasm-node:$${node:-0}" "wasm-chromium:$${chromium:-0}" "worker:$${worker:-0}" "e2e:$${e2e:-0}" "faults:$${faults:-0}"; do \
 	   if [ "$${pair#*:}" -eq 0 ]; then echo "test: FAIL: $${pair%%:*} ran 0 tests"; exit 1; fi; \
 	 done
 

@@ -1,0 +1,66 @@
+// Shared plumbing for the bench scripts: percentiles, a keep-alive HTTP load
+// generator, the plain pass-through worker in workerd, and markdown rows.
+import http from "node:http";
+import { resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import { ROOT, API_KEY, freePort, within } from "../tests/worker/harness.mjs";
+
+export { ROOT, API_KEY };
+
+/** The p-th percentile (nearest rank) of an ascending array. */
+export const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+export const median = (values) => pct([...values].sort((a, b) => a - b), 50);
+export const ms = (v) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+
+/** One markdown row of the bench table: `| part | measure | result | goal |`. */
+export const row = (part, measure, result, goal = "") => `| ${part} | ${measure} | ${result} | ${goal} |`;
+
+/** The plain pass-through worker (bench/plain-worker.js) in workerd, on a free port. */
+export async function startPlainWorker(simUrl) {
+  const port = await freePort();
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port,
+    modules: true,
+    scriptPath: resolve(ROOT, "bench/plain-worker.js"),
+    compatibilityDate: "2026-04-01",
+    bindings: { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: simUrl },
+  });
+  const ready = await within(30000, mf.ready, "miniflare start (plain worker)");
+  return { url: ready.href.replace(/\/$/, ""), mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
+}
+
+/**
+ * `total` GETs of `path` at `base`, `concurrency` at a time over keep-alive
+ * connections. Resolves with `{latencies (ms, unsorted), seconds, errors}`.
+ */
+export async function load(base, path, { total, concurrency }) {
+  const { hostname, port } = new URL(base);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const one = () =>
+    new Promise((resolveOne) => {
+      const t0 = performance.now();
+      const req = http.get({ hostname, port, path, agent }, (res) => {
+        res.on("data", () => {});
+        res.on("end", () => resolveOne({ t: performance.now() - t0, ok: res.statusCode === 200 }));
+      });
+      req.on("error", () => resolveOne({ t: performance.now() - t0, ok: false }));
+    });
+  const latencies = [];
+  let errors = 0;
+  let issued = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (issued < total) {
+        issued += 1;
+        const { t, ok } = await one();
+        latencies.push(t);
+        if (!ok) errors += 1;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { latencies, seconds, errors };
+}
