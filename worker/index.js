@@ -45,19 +45,42 @@ function configOf(env) {
       RELAY_HEARTBEAT_MS: text(env.RELAY_HEARTBEAT_MS),
       hasKey: typeof env.APIFRAME_API_KEY === "string" && env.APIFRAME_API_KEY !== "",
     });
-    config = { ...JSON.parse(edgeConfig(envJson)), envJson };
+    // `id` names this configuration in the per-request calls (`edgePlan`).
+    config = JSON.parse(edgeConfig(envJson));
     configs.set(env, config);
   }
   return config;
 }
 
-/** A Response from a reply plan `{status, headers, body}`, plus CORS headers. */
+/** Headers in the flat form the per-request wasm calls take: `name\nvalue\n...`. */
+function flat(headers) {
+  let out = "";
+  for (const [name, value] of headers) out += name + "\n" + value + "\n";
+  return out;
+}
+
+/**
+ * A Response from a reply plan `{status, headers, body}`, plus CORS headers.
+ * Every name in a plan or in `cors` is lower-case (Rust's); a CORS header
+ * replaces a plan header of the same name.
+ */
 function respond(plan, cors = []) {
-  const headers = new Headers();
-  for (const [name, value] of plan.headers) headers.append(name, value);
-  if (plan.body !== "" && !headers.has("content-type")) headers.set("content-type", "application/json; charset=utf-8");
-  for (const [name, value] of cors) headers.set(name, value);
-  if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+  const headers = [];
+  let hasType = false;
+  let hasCache = false;
+  for (const pair of plan.headers) {
+    const name = pair[0];
+    if (cors.length !== 0 && cors.some((c) => c[0] === name)) continue;
+    if (name === "content-type") hasType = true;
+    else if (name === "cache-control") hasCache = true;
+    headers.push(pair);
+  }
+  if (plan.body !== "" && !hasType) headers.push(["content-type", "application/json; charset=utf-8"]);
+  for (const pair of cors) {
+    if (pair[0] === "cache-control") hasCache = true;
+    headers.push(pair);
+  }
+  if (!hasCache) headers.push(["cache-control", "no-store"]);
   const empty = plan.body === "" || plan.status === 204;
   return new Response(empty ? null : plan.body, { status: plan.status, headers });
 }
@@ -100,10 +123,12 @@ function tooLarge(max) {
  * a redirect. Resolves with `{status, headers, text}` or `{reply}` (502/504).
  */
 async function upstreamFetch(env, config, method, path, forward, body) {
-  const headers = new Headers(forward);
-  headers.set("x-api-key", env.APIFRAME_API_KEY);
-  if (!headers.has("accept")) headers.set("accept", "application/json");
-  if (body !== undefined) headers.set("content-type", "application/json");
+  // `forward` is Rust's allowlist output: lower-case names, no duplicates.
+  const headers = {};
+  for (const [name, value] of forward) headers[name] = value;
+  headers["x-api-key"] = env.APIFRAME_API_KEY;
+  if (headers.accept === undefined) headers.accept = "application/json";
+  if (body !== undefined) headers["content-type"] = "application/json";
   try {
     const res = await fetch(config.baseUrl + path, {
       method,
@@ -124,10 +149,17 @@ async function upstreamFetch(env, config, method, path, forward, body) {
   }
 }
 
-/** The client's reply plan for an upstream answer (redacted, filtered, no redirects). */
-function upstreamPlan(env, up) {
+/**
+ * The client's reply plan for an upstream answer (redacted, filtered, no
+ * redirects), plus `jobId` for a `submitted` generate. Rust sends the body
+ * back only when it is not the upstream's text unchanged (key redacted, or
+ * the answer refused); otherwise the text read here is the body.
+ */
+function upstreamPlan(env, up, submitted = false) {
   if (up.reply) return up.reply;
-  return JSON.parse(edgeUpstream(up.status, JSON.stringify([...up.headers]), up.text, env.APIFRAME_API_KEY));
+  const plan = JSON.parse(edgeUpstream(up.status, flat(up.headers), up.text, env.APIFRAME_API_KEY, submitted));
+  if (plan.body === undefined) plan.body = up.text;
+  return plan;
 }
 
 function relayStub(env, jobId) {
@@ -154,7 +186,7 @@ async function handleGenerate(request, env, config, { cors, forward }) {
   if (body === null) return respond(tooLarge(config.maxBody), cors);
   const rewritten = JSON.parse(edgeGenerateBody(body, config.webhookUrl ?? ""));
   if (rewritten.reply) return respond(rewritten.reply, cors);
-  const plan = upstreamPlan(env, await upstreamFetch(env, config, "POST", "/v2/videos/generate", forward, rewritten.body));
+  const plan = upstreamPlan(env, await upstreamFetch(env, config, "POST", "/v2/videos/generate", forward, rewritten.body), true);
   if (config.relay && plan.jobId) {
     try {
       await relayStub(env, plan.jobId).submitted(plan.jobId);
@@ -166,12 +198,22 @@ async function handleGenerate(request, env, config, { cors, forward }) {
   return respond(plan, cors);
 }
 
-async function handleJob(env, config, { jobId, cors, forward }) {
+/**
+ * A status read. With relay on, one call to the job's object first: a
+ * finished job is answered from it (no upstream read); a running one is read
+ * upstream and merged here with the object's state (Rust's `edgeMerge`, the
+ * same merge the object runs), so the client gets the fresher of the two.
+ * The object is told only when the read changed what it knows: in the
+ * background, or awaited when the read finished the job (so the next read is
+ * answered from the object).
+ */
+async function handleJob(env, ctx, config, { jobId, cors, forward }) {
   const stub = config.relay ? relayStub(env, jobId) : null;
+  let known = null;
   if (stub) {
     try {
-      const finished = await stub.finished(jobId);
-      if (finished) return respond({ status: 200, headers: [], body: finished }, cors);
+      known = await stub.current();
+      if (known && known.terminal) return respond({ status: 200, headers: [], body: known.state }, cors);
     } catch (e) {
       // Relay state unavailable: the upstream still knows the answer.
       console.error(`edge: relay read failed for job ${jobId}: ${e && e.name}`);
@@ -179,12 +221,18 @@ async function handleJob(env, config, { jobId, cors, forward }) {
   }
   const up = await upstreamFetch(env, config, "GET", `/v2/jobs/${jobId}`, forward);
   const plan = upstreamPlan(env, up);
-  if (stub && plan.status === 200) {
-    try {
-      const fresher = await stub.observe(jobId, plan.body);
-      if (fresher) plan.body = fresher;
-    } catch (e) {
-      console.error(`edge: relay merge failed for job ${jobId}: ${e && e.name}`);
+  if (known && plan.status === 200) {
+    const read = plan.body;
+    const merged = JSON.parse(edgeMerge(known.state, read, jobId));
+    if (!merged.reply) {
+      plan.body = merged.changed ? merged.state : known.state;
+      if (merged.changed) {
+        const told = stub.observe(jobId, read).catch((e) => {
+          console.error(`edge: relay merge failed for job ${jobId}: ${e && e.name}`);
+        });
+        if (merged.terminal || !ctx) await told;
+        else ctx.waitUntil(told);
+      }
     }
   }
   return respond(plan, cors);
@@ -209,16 +257,16 @@ async function handleWebhook(request, env, config, { cors }) {
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const config = configOf(env);
-    const decision = JSON.parse(edgePlan(request.method, request.url, JSON.stringify([...request.headers]), config.envJson));
+    const decision = JSON.parse(edgePlan(config.id, request.method, request.url, flat(request.headers)));
     if (decision.reply) return respond(decision.reply);
     try {
       switch (decision.route) {
         case "generate":
           return await handleGenerate(request, env, config, decision);
         case "job":
-          return await handleJob(env, config, decision);
+          return await handleJob(env, ctx, config, decision);
         case "events":
           return await handleEvents(request, env, decision);
         case "webhook":
@@ -307,7 +355,8 @@ export class JobRelay extends DurableObject {
     if (merged.changed && !merged.terminal && merged.progress > 0) this.noteProgress(merged.progress);
     if (merged.terminal) await this.ctx.storage.deleteAlarm();
     else await this.armFallback(this.rec.startedAt + this.config().fallbackFirstMs);
-    await this.save();
+    // A replayed or stale delivery changes nothing: nothing to write.
+    if (merged.changed) await this.save();
     return { changed: merged.changed };
   }
 
@@ -316,11 +365,20 @@ export class JobRelay extends DurableObject {
     return this.rec && this.rec.terminal ? this.rec.state : null;
   }
 
-  /** RPC: a status read's body; returns the merged job when the object knows the job. */
+  /** RPC: `{state, terminal}` when the object knows the job, else null (one call per status read). */
+  async current() {
+    return this.rec && this.rec.state ? { state: this.rec.state, terminal: this.rec.terminal } : null;
+  }
+
+  /**
+   * RPC: a status read's body; returns the merged job when the object knows
+   * the job. Storage is written only when the read changed the job.
+   */
   async observe(jobId, body) {
     if (!this.rec || !this.rec.state) return null;
     const merged = this.apply(jobId, body);
     if (merged.reply) return null;
+    if (!merged.changed) return this.rec.state;
     if (merged.terminal) await this.ctx.storage.deleteAlarm();
     await this.save();
     return this.rec.state;

@@ -654,15 +654,17 @@ els.clearHistory.addEventListener("click", () => {
 
 // ------------------------------------------------------------------ theme
 const THEMES = ["system", "light", "dark"];
+const systemDark = matchMedia("(prefers-color-scheme: dark)");
 function applyTheme(theme) {
-  if (theme === "system") delete document.documentElement.dataset.theme;
-  else document.documentElement.dataset.theme = theme;
+  const resolved = theme === "system" ? (systemDark.matches ? "dark" : "light") : theme;
+  document.documentElement.dataset.theme = resolved;
   els.themeLabel.textContent = theme[0].toUpperCase() + theme.slice(1);
   els.themeIcon.textContent = theme === "light" ? "☀" : theme === "dark" ? "☾" : "◐";
   els.theme.setAttribute("aria-label", `Colour theme: ${theme}. Change`);
 }
 let theme = THEMES.includes(localStorage.getItem(THEME_KEY)) ? localStorage.getItem(THEME_KEY) : "system";
 applyTheme(theme);
+systemDark.addEventListener("change", () => theme === "system" && applyTheme(theme));
 els.theme.addEventListener("click", () => {
   theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
   localStorage.setItem(THEME_KEY, theme);

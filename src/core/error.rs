@@ -119,8 +119,28 @@ impl SoraError {
     /// Removes every occurrence of `secret` from the message. Upstream bodies
     /// are quoted in messages, and an upstream could echo the key back.
     pub fn redact(mut self, secret: &str) -> SoraError {
-        if !secret.is_empty() && self.message.contains(secret) {
-            self.message = self.message.replace(secret, "[redacted]");
+        // By hand, like `str::replace`: the general substring search it
+        // links is large. A match of a whole `str` starts and ends on char
+        // boundaries, so the slices below are valid.
+        let (text, needle) = (self.message.as_bytes(), secret.as_bytes());
+        if needle.is_empty() {
+            return self;
+        }
+        let mut out = String::new();
+        let (mut copied, mut at) = (0, 0);
+        while at + needle.len() <= text.len() {
+            if text[at..].starts_with(needle) {
+                out.push_str(&self.message[copied..at]);
+                out.push_str("[redacted]");
+                at += needle.len();
+                copied = at;
+            } else {
+                at += 1;
+            }
+        }
+        if copied > 0 {
+            out.push_str(&self.message[copied..]);
+            self.message = out;
         }
         self
     }

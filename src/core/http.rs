@@ -3,7 +3,7 @@
 //! are worth another try.
 
 use super::error::{ErrorCode, SoraError};
-use super::json::{u64_text, Json};
+use super::json::{parse_u64, u64_text, Json};
 
 /// Longest upstream text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 300;
@@ -48,13 +48,7 @@ pub fn error_body_field(body: &str) -> Option<String> {
 }
 
 fn shorten(text: &str) -> String {
-    let mut text = text.to_string();
-    // `truncate` rather than slicing: no slice-error formatting in the wasm build.
-    if let Some((cut, _)) = text.char_indices().nth(MAX_QUOTED_CHARS) {
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    super::json::shorten(text.to_string(), MAX_QUOTED_CHARS)
 }
 
 /// The error for a non-2xx answer.
@@ -98,7 +92,7 @@ pub fn is_retryable_status(status: u16) -> bool {
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        let seconds: u64 = value.parse().unwrap_or(u64::MAX / 1000);
+        let seconds = parse_u64(value).unwrap_or(u64::MAX / 1000);
         return Some(seconds.saturating_mul(1000));
     }
     let at_ms = parse_http_date(value)?;
@@ -154,7 +148,7 @@ fn digits(text: &str, max_len: usize) -> Option<i64> {
     if text.is_empty() || text.len() > max_len || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    parse_u64(text).and_then(|n| i64::try_from(n).ok())
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).

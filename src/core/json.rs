@@ -95,7 +95,18 @@ impl Json {
         if text.contains(['e', 'E']) || frac.bytes().any(|b| b != b'0') {
             return None;
         }
-        int_part.parse().ok()
+        let (negative, digits) = match int_part.as_bytes().first() {
+            Some(b'-') => (true, &int_part[1..]),
+            Some(b'+') => (false, &int_part[1..]),
+            _ => (false, int_part),
+        };
+        let n = parse_u64(digits)?;
+        if negative {
+            // -(2^63) is i64::MIN; anything larger does not fit.
+            (n <= 1 << 63).then(|| (n as i64).wrapping_neg())
+        } else {
+            i64::try_from(n).ok()
+        }
     }
 
     /// The value as a decimal, for numbers and numeric strings without an
@@ -169,6 +180,49 @@ pub fn u64_text(mut n: u64) -> String {
         }
     }
     digits[start..].iter().map(|&d| char::from(d)).collect()
+}
+
+/// Whether `b` starts a character (is not a UTF-8 continuation byte).
+fn starts_char(b: u8) -> bool {
+    b & 0xC0 != 0x80
+}
+
+/// The number of characters in `text`, counted by bytes (`chars().count()`
+/// links a large decoder).
+pub fn char_count(text: &str) -> usize {
+    text.bytes().filter(|&b| starts_char(b)).count()
+}
+
+/// `text` cut to its first `max_chars` characters, with `…` when it was cut.
+/// `truncate` rather than slicing: no slice-error formatting in the wasm build.
+pub fn shorten(mut text: String, max_chars: usize) -> String {
+    let cut = text
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| starts_char(b))
+        .nth(max_chars);
+    if let Some((cut, _)) = cut {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// `str::parse::<u64>` without its generic machinery: an optional `+`, then
+/// one or more ASCII digits; `None` on anything else or on overflow.
+pub fn parse_u64(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
 }
 
 /// Parses `[-]digits[.digits]` into an `f64` without linking a float parser.
@@ -465,6 +519,47 @@ mod tests {
     fn deep_nesting_is_refused_not_overflowed() {
         let text = "[".repeat(100_000);
         assert!(Json::parse(&text).is_err());
+    }
+
+    #[test]
+    fn characters_are_counted_and_cut_like_chars() {
+        for text in ["", "abc", "é", "aé€😀b", "😀😀😀😀", "x€"] {
+            assert_eq!(char_count(text), text.chars().count(), "{text}");
+            for n in 0..6 {
+                let expected: String = if text.chars().count() > n {
+                    text.chars().take(n).collect::<String>() + "…"
+                } else {
+                    text.to_string()
+                };
+                assert_eq!(shorten(text.to_string(), n), expected, "{text} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_parsed_like_str_parse() {
+        for text in [
+            "0",
+            "7",
+            "+7",
+            "-7",
+            "",
+            "+",
+            "-",
+            "12a",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "-0",
+            "007",
+        ] {
+            assert_eq!(parse_u64(text), text.parse::<u64>().ok(), "{text}");
+            let json = Json::Number(text.to_string());
+            assert_eq!(json.as_i64(), text.parse::<i64>().ok(), "{text}");
+        }
     }
 
     #[test]

@@ -239,7 +239,7 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
             ))
         }
     };
-    let chars = prompt.chars().count();
+    let chars = super::json::char_count(prompt);
     if chars == 0 || prompt.trim().is_empty() {
         return Err(SoraError::invalid(
             "prompt",
@@ -338,13 +338,7 @@ fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
 /// A value as quoted in an error message: its JSON, shortened so a huge
 /// prompt does not make a huge message.
 fn shown(value: &Json) -> String {
-    let mut text = value.to_json();
-    // `truncate` rather than slicing: no slice-error formatting in the wasm build.
-    if let Some((cut, _)) = text.char_indices().nth(80) {
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    super::json::shorten(value.to_json(), 80)
 }
 
 /// `{field} {rule} (got {value})`: the shape of most messages here, built

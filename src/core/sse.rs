@@ -86,7 +86,7 @@ impl SseParser {
             }
             "id" if !value.contains('\0') => self.last_id = Some(value.to_string()),
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                self.retry_ms = value.parse().ok();
+                self.retry_ms = super::json::parse_u64(value);
             }
             _ => {}
         }

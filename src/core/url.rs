@@ -19,9 +19,13 @@ pub fn parse_http_url(text: &str) -> Result<HttpUrl<'_>, &'static str> {
     if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain spaces or control characters");
     }
-    let (scheme, rest) = text
-        .split_once("://")
+    // By hand: `split_once("://")` links the general substring search.
+    let at = text
+        .as_bytes()
+        .windows(3)
+        .position(|w| w == b"://")
         .ok_or("must be an absolute http(s) URL")?;
+    let (scheme, rest) = (&text[..at], &text[at + 3..]);
     let secure = if scheme.eq_ignore_ascii_case("https") {
         true
     } else if scheme.eq_ignore_ascii_case("http") {

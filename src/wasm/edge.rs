@@ -1,15 +1,52 @@
 //! The edge worker's exports (feature `edge`): thin wrappers that take and
 //! return strings, numbers and bytes, with JSON for anything structured.
 //! Every decision is in `crate::edge`; `worker/index.js` only acts on them.
+//!
+//! The per-request calls are kept lean (issue 5): the configuration is
+//! decided once and then named by a small id, and request and response
+//! headers cross as one flat `name\nvalue\n...` string rather than JSON.
 
 use crate::core::http::parse_retry_after;
 use crate::core::Json;
 use crate::edge::config::Config;
 use crate::edge::headers::MAX_BODY_BYTES;
 use crate::edge::plan::{plan, Decision};
-use crate::edge::reply::{header_list, parse_header_list, Reply};
+use crate::edge::reply::{header_list, Reply};
 use crate::edge::{generate, relay, sse, upstream, webhook};
+use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
+
+thread_local! {
+    /// Every distinct configuration decided so far; `edgeConfig` returns an
+    /// index into this, which the per-request calls take instead of the env.
+    static CONFIGS: RefCell<Vec<Config>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The id of `config` in [`CONFIGS`], adding it when it is new.
+fn register(config: Config) -> u32 {
+    CONFIGS.with(|configs| {
+        let mut configs = configs.borrow_mut();
+        let at = match configs.iter().position(|c| *c == config) {
+            Some(at) => at,
+            None => {
+                configs.push(config);
+                configs.len() - 1
+            }
+        };
+        u32::try_from(at).unwrap_or(u32::MAX)
+    })
+}
+
+/// Headers from the worker's flat form `name\nvalue\n...` (header names and
+/// values never contain a line feed); names are lower-cased.
+fn flat_headers(flat: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut parts = flat.split('\n');
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        out.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    out
+}
 
 fn s(text: &str) -> Json {
     Json::String(text.to_string())
@@ -46,12 +83,13 @@ fn config_of(env_json: &str) -> Config {
     )
 }
 
-/// The settings the worker runs with: `{baseUrl, webhookUrl, relay,
-/// fallbackFirstMs, maxBody, problem, sse: {preamble, heartbeat, heartbeatMs}}`.
+/// The settings the worker runs with: `{id, baseUrl, webhookUrl, relay,
+/// fallbackFirstMs, maxBody, problem, sse: {preamble, heartbeat, heartbeatMs}}`;
+/// `id` names this configuration in [`edge_plan`].
 #[wasm_bindgen(js_name = edgeConfig)]
 pub fn edge_config(env_json: &str) -> String {
     let c = config_of(env_json);
-    obj(vec![
+    let fields = vec![
         ("baseUrl", s(&c.base_url)),
         ("webhookUrl", c.webhook_url.as_deref().map_or(Json::Null, s)),
         ("relay", Json::Bool(c.relay())),
@@ -70,15 +108,34 @@ pub fn edge_config(env_json: &str) -> String {
                 ("heartbeatMs".to_string(), Json::from_u64(c.heartbeat_ms)),
             ]),
         ),
-    ])
+    ];
+    let id = register(c);
+    let mut all = vec![("id", Json::from_u64(u64::from(id)))];
+    all.extend(fields);
+    obj(all)
 }
 
 /// The first decision on a request: `{"reply": plan}` to answer now, or
-/// `{route, jobId, cors, forward}` to go on. `headers_json` is `[[name, value], ...]`.
+/// `{route, jobId, cors, forward}` to go on. `config` is an id from
+/// [`edge_config`]; `headers` is flat, `name\nvalue\n...`.
 #[wasm_bindgen(js_name = edgePlan)]
-pub fn edge_plan(method: &str, url: &str, headers_json: &str, env_json: &str) -> String {
-    let headers = parse_header_list(&Json::parse(headers_json).unwrap_or(Json::Null));
-    match plan(method, url, &headers, &config_of(env_json)) {
+pub fn edge_plan(config: u32, method: &str, url: &str, headers: &str) -> String {
+    let headers = flat_headers(headers);
+    let decided = CONFIGS.with(|configs| {
+        let configs = configs.borrow();
+        let index = usize::try_from(config).unwrap_or(usize::MAX);
+        configs
+            .get(index)
+            .map(|config| plan(method, url, &headers, config))
+    });
+    let Some(decided) = decided else {
+        return refusal(&Reply::error(
+            500,
+            "internal",
+            "the worker asked for an unknown configuration",
+        ));
+    };
+    match decided {
         Decision::Respond(reply) => refusal(&reply),
         Decision::Proceed(p) => obj(vec![
             ("route", s(p.route.name())),
@@ -131,24 +188,40 @@ pub fn edge_merge(stored: Option<String>, incoming: &str, job_id: &str) -> Strin
     }
 }
 
-/// The reply for an upstream answer (`{status, headers, body}`), plus
-/// `jobId` when the body names a job by UUID.
+/// The reply for an upstream answer, `{status, headers[, body][, jobId]}`:
+/// `body` only when it is not the upstream's `body` unchanged (the key was
+/// redacted from it, or the answer is refused), so the common answer's body
+/// never crosses back; `jobId` when `submitted` and the body of a 2xx names
+/// a job by UUID. `headers` is flat, `name\nvalue\n...`.
 #[wasm_bindgen(js_name = edgeUpstream)]
-pub fn edge_upstream(status: u16, headers_json: &str, body: &str, api_key: &str) -> String {
-    let headers = parse_header_list(&Json::parse(headers_json).unwrap_or(Json::Null));
+pub fn edge_upstream(
+    status: u16,
+    headers: &str,
+    body: &str,
+    api_key: &str,
+    submitted: bool,
+) -> String {
+    let headers = flat_headers(headers);
     let reply = upstream::reply(status, &headers, body, api_key);
-    let job_id = if (200..300).contains(&reply.status) {
+    let job_id = if submitted && (200..300).contains(&reply.status) {
         upstream::submitted_job_id(body)
     } else {
         None
     };
-    let mut out = reply.to_json();
+    let mut out = String::with_capacity(64);
+    out.push_str("{\"status\":");
+    out.push_str(&reply.status.to_string());
+    out.push_str(",\"headers\":");
+    out.push_str(&header_list(&reply.headers).to_json());
+    if reply.body != body {
+        out.push_str(",\"body\":");
+        crate::core::json::write_string(&mut out, &reply.body);
+    }
     if let Some(id) = job_id {
-        out.pop();
         out.push_str(",\"jobId\":");
         crate::core::json::write_string(&mut out, &id);
-        out.push('}');
     }
+    out.push('}');
     out
 }
 

@@ -76,10 +76,10 @@ async fn read_stream(
     if let Some(id) = &last_id {
         headers.push(("Last-Event-ID", id));
     }
-    let deadline_error = watcher.deadline_error();
-    let stop = |e: SoraError| match e.code {
+    // The deadline error is built only when needed: no `SoraError` clone.
+    let stop = |e: SoraError, watcher: &Watcher<'_>| match e.code {
         ErrorCode::Aborted => Some(StreamEnd::Done(Err(e))),
-        _ if Date::now() >= deadline_at => Some(StreamEnd::Done(Err(deadline_error.clone()))),
+        _ if Date::now() >= deadline_at => Some(StreamEnd::Done(Err(watcher.deadline_error()))),
         _ => None,
     };
     let (mut exchange, response) = match Exchange::send(
@@ -93,7 +93,7 @@ async fn read_stream(
     .await
     {
         Ok(sent) => sent,
-        Err(failure) => return stop(failure.error),
+        Err(failure) => return stop(failure.error, watcher),
     };
     let status = response.status();
     let is_stream = response
@@ -112,7 +112,7 @@ async fn read_stream(
         exchange.rearm(IDLE_MS.min((deadline_at - Date::now()).max(0.0)));
         let chunk = match exchange.wait(reader.read()).await {
             Ok(chunk) => chunk,
-            Err(failure) => return stop(failure.error),
+            Err(failure) => return stop(failure.error, watcher),
         };
         if Reflect::get(&chunk, &"done".into())
             .ok()

@@ -32,7 +32,12 @@ pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), SoraError> {
 /// A promise and its `resolve` function, captured from the executor.
 fn deferred() -> (Promise, Function) {
     let mut resolve_fn = None;
-    let promise = Promise::new(&mut |resolve, _| resolve_fn = Some(resolve));
+    // `new_typed`, the constructor `future_to_promise` uses too: one import
+    // and one closure shim instead of two.
+    let promise: Promise = Promise::new_typed::<JsValue>(&mut |resolve, _| {
+        resolve_fn = Some(resolve.unchecked_into::<Function>());
+    })
+    .unchecked_into();
     (
         promise,
         resolve_fn.expect("the Promise executor runs synchronously"),
@@ -88,7 +93,8 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         clear_timeout(&self.timer_id);
         // Closes a stream still open; a no-op once the body has been read.
-        let _ = self.abort.call0(&JsValue::UNDEFINED);
+        // `call1` with undefined is `abort()`; it spares `call0`'s import.
+        let _ = self.abort.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
         if let Some(signal) = &self.user_signal {
             signal.remove_event_listener("abort", &self.abort);
         }

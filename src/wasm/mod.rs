@@ -117,7 +117,7 @@ fn new_idempotency_key() -> String {
         .ok()
         .and_then(|f| f.dyn_into::<Function>().ok());
     if let Some(uuid) = random_uuid
-        .and_then(|f| f.call0(&crypto).ok())
+        .and_then(|f| f.call1(&crypto, &JsValue::UNDEFINED).ok())
         .and_then(|v| v.as_string())
     {
         return uuid;

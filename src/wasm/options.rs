@@ -2,13 +2,14 @@
 //! `invalid_request` naming the option, never a panic at the boundary.
 
 use super::js::AbortSignal;
+use crate::core::json::shorten;
 use crate::core::SoraError;
 use js_sys::{Function, Object, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 
 const DEFAULT_BASE_URL: &str = "https://api.apiframe.ai";
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
-const DEFAULT_MAX_RETRIES: u32 = 3;
+const DEFAULT_MAX_RETRIES: f64 = 3.0;
 const DEFAULT_DEADLINE_MS: f64 = 15.0 * 60_000.0;
 
 /// How `waitForJob` learns about changes.
@@ -44,14 +45,21 @@ pub fn shown(value: &JsValue) -> String {
         return "a function".to_string();
     }
     match JSON::stringify(value).ok().and_then(|s| s.as_string()) {
-        Some(text) if text.chars().count() > 80 => text.chars().take(80).collect::<String>() + "…",
-        Some(text) => text,
+        Some(text) => shorten(text, 80),
         None => "undefined".to_string(),
     }
 }
 
-fn get(object: &JsValue, key: &str) -> Option<JsValue> {
+/// `object[key]`, `None` when undefined (or when `object` has no properties).
+pub fn get(object: &JsValue, key: &str) -> Option<JsValue> {
     Reflect::get(object, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+/// `object[index]`, `None` when undefined.
+fn get_at(object: &JsValue, index: f64) -> Option<JsValue> {
+    Reflect::get(object, &index.into())
         .ok()
         .filter(|v| !v.is_undefined())
 }
@@ -63,27 +71,53 @@ fn invalid(field: &str, rule: &str, value: &JsValue) -> SoraError {
     )
 }
 
-fn string(object: &JsValue, key: &str) -> Result<Option<String>, SoraError> {
-    get(object, key)
-        .map(|v| {
-            v.as_string()
-                .ok_or_else(|| invalid(key, "must be a string", &v))
-        })
-        .transpose()
+const MUST_BE_STRING: &str = "must be a string";
+const MUST_BE_FUNCTION: &str = "must be a function";
+const MUST_BE_MS: &str = "must be a positive number of milliseconds";
+
+/// One option: `None` when absent, the value when `accepts` it, else the
+/// `invalid_request` naming it with `rule`. Every option goes through here,
+/// so its checks are data rather than code per option.
+#[inline(never)]
+fn read(
+    opts: &JsValue,
+    key: &str,
+    rule: &str,
+    accepts: fn(&JsValue) -> bool,
+) -> Result<Option<JsValue>, SoraError> {
+    match get(opts, key) {
+        Some(v) if !accepts(&v) => Err(invalid(key, rule, &v)),
+        found => Ok(found),
+    }
 }
 
-fn positive_number(object: &JsValue, key: &str, default: f64) -> Result<f64, SoraError> {
-    match get(object, key) {
-        None => Ok(default),
-        Some(v) => match v.as_f64() {
-            Some(n) if n > 0.0 && n.is_finite() => Ok(n),
-            _ => Err(invalid(
-                key,
-                "must be a positive number of milliseconds",
-                &v,
-            )),
-        },
-    }
+fn is_string(v: &JsValue) -> bool {
+    // Not `is_string`: that is one more import, `as_string` is linked anyway.
+    v.as_string().is_some()
+}
+
+fn is_positive_ms(v: &JsValue) -> bool {
+    v.as_f64().is_some_and(|n| n > 0.0 && n.is_finite())
+}
+
+fn string(opts: &JsValue, key: &str) -> Result<Option<String>, SoraError> {
+    Ok(read(opts, key, MUST_BE_STRING, is_string)?.and_then(|v| v.as_string()))
+}
+
+fn number(
+    opts: &JsValue,
+    key: &str,
+    rule: &str,
+    accepts: fn(&JsValue) -> bool,
+    default: f64,
+) -> Result<f64, SoraError> {
+    Ok(read(opts, key, rule, accepts)?
+        .and_then(|v| v.as_f64())
+        .unwrap_or(default))
+}
+
+fn function(opts: &JsValue, key: &str) -> Result<Option<Function>, SoraError> {
+    Ok(read(opts, key, MUST_BE_FUNCTION, JsValue::is_function)?.map(JsCast::unchecked_into))
 }
 
 impl Options {
@@ -98,67 +132,80 @@ impl Options {
         if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
             return Err(invalid("options", "must be an object", opts));
         }
-        let base_url = string(opts, "baseUrl")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let fetch = match get(opts, "fetch") {
-            Some(f) => f
-                .dyn_into::<Function>()
-                .map_err(|v| invalid("fetch", "must be a function", &v))?,
-            None => get(&js_sys::global(), "fetch")
-                .and_then(|f| f.dyn_into::<Function>().ok())
+        // Filled in place, in the order the options are checked: an error
+        // then drops one half-built value instead of a different set of
+        // locals at each `?`.
+        let mut out = Options {
+            base_url: String::new(),
+            api_key: None,
+            fetch: JsValue::UNDEFINED.unchecked_into(),
+            signal: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_retries: 0,
+            headers: Vec::new(),
+            idempotency_key: None,
+            on_progress: None,
+            deadline_ms: DEFAULT_DEADLINE_MS,
+            transport: Transport::Auto,
+        };
+        out.base_url = string(opts, "baseUrl")?
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL)
+            .trim_end_matches('/')
+            .to_string();
+        out.fetch = match function(opts, "fetch")? {
+            Some(f) => f,
+            None => get(&js_sys::global().into(), "fetch")
+                .filter(JsValue::is_function)
                 .ok_or_else(|| {
                     SoraError::invalid(
                         "fetch",
                         "fetch is not available in this runtime; pass options.fetch",
                     )
-                })?,
+                })?
+                .unchecked_into(),
         };
-        let signal = match get(opts, "signal") {
-            Some(s) if s.is_object() && Reflect::has(&s, &"aborted".into()).unwrap_or(false) => {
-                Some(s.unchecked_into())
-            }
-            Some(s) => return Err(invalid("signal", "must be an AbortSignal", &s)),
-            None => None,
-        };
-        let max_retries = match get(opts, "maxRetries") {
-            None => DEFAULT_MAX_RETRIES,
-            Some(v) => match v.as_f64() {
-                Some(n) if (0.0..=10.0).contains(&n) && n.fract() == 0.0 => n as u32,
-                _ => {
-                    return Err(invalid(
-                        "maxRetries",
-                        "must be a whole number from 0 to 10",
-                        &v,
-                    ))
-                }
+        out.signal = read(opts, "signal", "must be an AbortSignal", |s| {
+            s.is_object() && Reflect::has(s, &"aborted".into()).unwrap_or(false)
+        })?
+        .map(JsCast::unchecked_into);
+        out.max_retries = number(
+            opts,
+            "maxRetries",
+            "must be a whole number from 0 to 10",
+            |v| {
+                v.as_f64()
+                    .is_some_and(|n| (0.0..=10.0).contains(&n) && n.fract() == 0.0)
             },
-        };
-        let headers = match get(opts, "headers") {
-            None => Vec::new(),
-            Some(h) if h.is_object() => {
-                let mut headers = Vec::new();
-                for entry in Object::entries(h.unchecked_ref()).iter() {
-                    let name = Reflect::get_u32(&entry, 0)
-                        .ok()
-                        .and_then(|n| n.as_string())
-                        .unwrap_or_default();
-                    let value = Reflect::get_u32(&entry, 1).unwrap_or(JsValue::UNDEFINED);
-                    let value = value.as_string().ok_or_else(|| {
-                        invalid(&["headers.", &name].concat(), "must be a string", &value)
-                    })?;
-                    headers.push((name, value));
-                }
-                headers
+            DEFAULT_MAX_RETRIES,
+        )? as u32;
+        if let Some(h) = read(
+            opts,
+            "headers",
+            "must be an object of header names to strings",
+            JsValue::is_object,
+        )? {
+            // `Object.entries` never holds undefined, so the first one ends it.
+            let entries = Object::entries(h.unchecked_ref());
+            let mut i = 0.0;
+            while let Some(entry) = get_at(&entries, i) {
+                let name = get_at(&entry, 0.0)
+                    .and_then(|n| n.as_string())
+                    .unwrap_or_default();
+                let value = get_at(&entry, 1.0).unwrap_or(JsValue::UNDEFINED);
+                let Some(text) = value.as_string() else {
+                    return Err(invalid(
+                        &["headers.", &name].concat(),
+                        MUST_BE_STRING,
+                        &value,
+                    ));
+                };
+                out.headers.push((name, text));
+                i += 1.0;
             }
-            Some(h) => {
-                return Err(invalid(
-                    "headers",
-                    "must be an object of header names to strings",
-                    &h,
-                ))
-            }
-        };
-        let idempotency_key = string(opts, "idempotencyKey")?;
-        if let Some(key) = &idempotency_key {
+        }
+        out.idempotency_key = string(opts, "idempotencyKey")?;
+        if let Some(key) = &out.idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(invalid(
                     "idempotencyKey",
@@ -167,41 +214,36 @@ impl Options {
                 ));
             }
         }
-        let on_progress = match get(opts, "onProgress") {
-            Some(f) => Some(
-                f.dyn_into::<Function>()
-                    .map_err(|v| invalid("onProgress", "must be a function", &v))?,
-            ),
-            None => None,
+        out.on_progress = function(opts, "onProgress")?;
+        out.transport = match read(
+            opts,
+            "transport",
+            "must be one of \"auto\", \"poll\", \"events\"",
+            |v| matches!(v.as_string().as_deref(), Some("auto" | "poll" | "events")),
+        )?
+        .and_then(|v| v.as_string())
+        .as_deref()
+        {
+            Some("poll") => Transport::Poll,
+            Some("events") => Transport::Events,
+            _ => Transport::Auto,
         };
-        let transport = match get(opts, "transport") {
-            None => Transport::Auto,
-            Some(v) => match v.as_string().as_deref() {
-                Some("auto") => Transport::Auto,
-                Some("poll") => Transport::Poll,
-                Some("events") => Transport::Events,
-                _ => {
-                    return Err(invalid(
-                        "transport",
-                        "must be one of \"auto\", \"poll\", \"events\"",
-                        &v,
-                    ))
-                }
-            },
-        };
-        Ok(Options {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            api_key: string(opts, "apiKey")?.filter(|k| !k.is_empty()),
-            fetch,
-            signal,
-            timeout_ms: positive_number(opts, "timeoutMs", DEFAULT_TIMEOUT_MS)?,
-            max_retries,
-            headers,
-            idempotency_key,
-            on_progress,
-            deadline_ms: positive_number(opts, "deadlineMs", DEFAULT_DEADLINE_MS)?,
-            transport,
-        })
+        out.api_key = string(opts, "apiKey")?.filter(|k| !k.is_empty());
+        out.timeout_ms = number(
+            opts,
+            "timeoutMs",
+            MUST_BE_MS,
+            is_positive_ms,
+            DEFAULT_TIMEOUT_MS,
+        )?;
+        out.deadline_ms = number(
+            opts,
+            "deadlineMs",
+            MUST_BE_MS,
+            is_positive_ms,
+            DEFAULT_DEADLINE_MS,
+        )?;
+        Ok(out)
     }
 }
 
