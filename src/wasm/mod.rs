@@ -305,9 +305,10 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
         }
     }
     let mut schedule = PollSchedule::new();
+    let mut retry_after_ms = None;
     loop {
         let now = Date::now();
-        let delay = schedule.next_delay_ms((now - started) as u64, None) as f64;
+        let delay = schedule.next_delay_ms((now - started) as u64, retry_after_ms.take()) as f64;
         // One sleep for both cases: each `.await` costs state-machine code.
         let past_deadline = now + delay >= deadline_at;
         let delay = if past_deadline {
@@ -324,8 +325,12 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
             Err(e) if e.code == ErrorCode::Timeout && Date::now() >= deadline_at => {
                 return Err(watcher.deadline_error())
             }
-            // A long wait outlives a short outage: keep to the schedule.
-            Err(e) if e.retryable && e.code != ErrorCode::Aborted => continue,
+            // A long wait outlives a short outage: keep to the schedule,
+            // and to the upstream's Retry-After.
+            Err(e) if e.retryable && e.code != ErrorCode::Aborted => {
+                retry_after_ms = e.retry_after_ms;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if let Some(outcome) = watcher.see(&job, &raw) {

@@ -578,6 +578,23 @@ test("deadline: deadlineMs 1200 on a 10 s job rejects deadline_exceeded with job
   assert.between(elapsed, 1000, 3000, "ms until deadline_exceeded");
 });
 
+test("waitForJob keeps to Retry-After when status reads stay rate-limited", async (lib, env) => {
+  const sub = await longJob(lib, env, 30000);
+  const before = (await env.sim.stats()).requests.job ?? 0;
+  const limited = { "X-Sim-Fault": "429", "X-Sim-Retry-After": "7" };
+  const t0 = now();
+  const err = await rejects(
+    lib.waitForJob(sub.jobId, opts(env, { deadlineMs: 11000, maxRetries: 0, headers: limited })),
+    "waitForJob(429 with Retry-After 7)",
+  );
+  checkError(err, { code: "deadline_exceeded", jobId: sub.jobId }, "waitForJob(429 with Retry-After 7)");
+  assert.between(now() - t0, 10500, 13000, "ms until deadline_exceeded");
+  // The first read (at 5 s) is refused with Retry-After 7, so the next read
+  // would come at 12 s, past the deadline. Ignoring Retry-After gives a second read at ~10 s.
+  const reads = (await env.sim.stats()).requests.job - before;
+  assert.eq(reads, 1, "status reads while rate-limited");
+}, 20000);
+
 test("poll of an unknown job id rejects not_found, status 404", async (lib, env) => {
   const id = randomUuid();
   const err = await rejects(lib.poll(id, opts(env)), "poll(unknown)");
