@@ -91,16 +91,20 @@ pub fn too_large(bytes: u64) -> Reply {
     )
 }
 
+/// Owned header pairs from literals, for the tests of every edge module.
+#[cfg(test)]
+pub(crate) fn owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::owned_pairs as h;
 
     #[test]
     fn request_allowlist() {

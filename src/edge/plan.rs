@@ -120,12 +120,7 @@ mod tests {
         )
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::edge::headers::owned_pairs as h;
 
     fn status(decision: &Decision) -> u16 {
         match decision {

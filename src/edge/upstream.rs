@@ -47,12 +47,7 @@ mod tests {
 
     const KEY: &str = "afk_secret_123";
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::edge::headers::owned_pairs as h;
 
     #[test]
     fn upstream_answers_table() {

@@ -3,7 +3,7 @@
 // signing, and an SSE reader. Every wait is bounded.
 import { spawn } from "node:child_process";
 import { createHmac, createHash } from "node:crypto";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
@@ -26,18 +26,7 @@ export function within(ms, promise, what) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort } from "../../scripts/demo.mjs";
 
 /** Starts the simulator; resolves with `{url, control, stop}`. */
 export async function startSim(extraArgs = []) {
