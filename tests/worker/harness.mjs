@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { createHmac, createHash } from "node:crypto";
 import { connect } from "node:net";
+import { freePort } from "../../scripts/demo.mjs";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
@@ -26,7 +27,7 @@ export function within(ms, promise, what) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export { freePort } from "../../scripts/demo.mjs";
+export { freePort };
 
 /** Starts the simulator; resolves with `{url, control, stop}`. */
 export async function startSim(extraArgs = []) {
