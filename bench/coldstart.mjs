@@ -12,10 +12,9 @@
 //
 //   node bench/coldstart.mjs   (BENCH_COLD_RUNS=20)
 import { execFileSync, spawnSync } from "node:child_process";
-import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
-import { ROOT, API_KEY, median, ms, row } from "./lib.mjs";
-import { freePort, within } from "../tests/worker/harness.mjs";
+import { ROOT, API_KEY, median, ms, row, plainWorkerOptions } from "./lib.mjs";
+import { freePort, within, workerOptions } from "../tests/worker/harness.mjs";
 
 const RUNS = Number(process.env.BENCH_COLD_RUNS ?? 20);
 
@@ -43,23 +42,14 @@ for (let i = 0; i < RUNS; i++) {
 // ---------------------------------------------------------------- workerd
 async function coldWorker(kind) {
   const port = await freePort();
-  const common = { host: "127.0.0.1", port, modules: true, compatibilityDate: "2026-04-01" };
+  // No upstream is called: the first request is a 404 answered inside the worker.
+  const upstream = "http://127.0.0.1:9";
   const t0 = performance.now();
-  const mf =
+  const mf = new Miniflare(
     kind === "ours"
-      ? new Miniflare({
-          ...common,
-          rootPath: ROOT,
-          scriptPath: resolve(ROOT, "worker/index.js"),
-          modulesRoot: ROOT,
-          modulesRules: [
-            { type: "ESModule", include: ["**/*.js"] },
-            { type: "CompiledWasm", include: ["**/*.wasm"] },
-          ],
-          bindings: { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: "http://127.0.0.1:9", ALLOWED_ORIGINS: "https://app.test" },
-          durableObjects: { JOBS: "JobRelay" },
-        })
-      : new Miniflare({ ...common, scriptPath: resolve(ROOT, "bench/plain-worker.js"), bindings: { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: "http://127.0.0.1:9" } });
+      ? workerOptions(port, { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: upstream, ALLOWED_ORIGINS: "https://app.test" })
+      : plainWorkerOptions(port, upstream),
+  );
   try {
     const ready = await within(30000, mf.ready, "miniflare start");
     const t1 = performance.now();

@@ -15,17 +15,22 @@ export const ms = (v) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 /** One markdown row of the bench table: `| part | measure | result | goal |`. */
 export const row = (part, measure, result, goal = "") => `| ${part} | ${measure} | ${result} | ${goal} |`;
 
-/** The plain pass-through worker (bench/plain-worker.js) in workerd, on a free port. */
-export async function startPlainWorker(simUrl) {
-  const port = await freePort();
-  const mf = new Miniflare({
+/** Miniflare options that run the plain pass-through worker (bench/plain-worker.js). */
+export function plainWorkerOptions(port, simUrl) {
+  return {
     host: "127.0.0.1",
     port,
     modules: true,
     scriptPath: resolve(ROOT, "bench/plain-worker.js"),
     compatibilityDate: "2026-04-01",
     bindings: { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: simUrl },
-  });
+  };
+}
+
+/** The plain pass-through worker in workerd, on a free port. */
+export async function startPlainWorker(simUrl) {
+  const port = await freePort();
+  const mf = new Miniflare(plainWorkerOptions(port, simUrl));
   const ready = await within(30000, mf.ready, "miniflare start (plain worker)");
   return { url: ready.href.replace(/\/$/, ""), mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
 }

@@ -66,6 +66,25 @@ export async function startSim(extraArgs = []) {
   return { url, control: simControl(url), stop };
 }
 
+/** Miniflare options that run our worker (worker/index.js + pkg-edge) as wrangler would. */
+export function workerOptions(port, bindings) {
+  return {
+    host: "127.0.0.1",
+    port,
+    modules: true,
+    rootPath: ROOT,
+    scriptPath: resolve(ROOT, "worker/index.js"),
+    modulesRoot: ROOT,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: "2026-04-01",
+    bindings,
+    durableObjects: { JOBS: "JobRelay" },
+  };
+}
+
 /** Starts the worker (worker/index.js + pkg-edge) in workerd on a free port. */
 export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
   if (!existsSync(resolve(ROOT, "pkg-edge/sora_edge_bg.wasm"))) {
@@ -84,19 +103,7 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
   };
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
   const mf = new Miniflare({
-    host: "127.0.0.1",
-    port,
-    modules: true,
-    rootPath: ROOT,
-    scriptPath: resolve(ROOT, "worker/index.js"),
-    modulesRoot: ROOT,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2026-04-01",
-    bindings,
-    durableObjects: { JOBS: "JobRelay" },
+    ...workerOptions(port, bindings),
     ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : undefined,
   });
   const ready = await within(30000, mf.ready, "miniflare start");
