@@ -532,3 +532,95 @@ fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
         assert_eq!(parsed.is_ok(), depth <= 129, "depth {depth}");
     }
 }
+
+// ------------------------------------------------- poll schedule (issue 8, item 6)
+
+use sora_edge::core::schedule::{PollSchedule, BASE_CAP_MS, MAX_CAP_MS, MIN_INTERVAL_MS};
+
+/// Reported progress: mostly plausible figures, sometimes anything at all.
+fn reported_progress() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (0u8..=100).prop_map(f64::from),
+        1 => any::<f64>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 512, ..Config::default() })]
+
+    /// Whatever the reads report: the cap stays within 15-60 s, doubles only on
+    /// a read the prediction foresaw, falls back to 15 s on one it did not, and
+    /// every delay keeps to the 1 s floor, the cap and `Retry-After`.
+    #[test]
+    fn the_cap_moves_only_with_the_prediction_and_the_bounds_always_hold(
+        reads in prop::collection::vec((0u64..120_000, reported_progress()), 0..40),
+        retry_after_ms in prop::option::of(0u64..200_000),
+    ) {
+        let mut schedule = PollSchedule::new();
+        let mut now = 0;
+        for (gap, progress) in reads {
+            now += gap;
+            let before = schedule.cap_ms();
+            let holds = schedule.prediction_holds(now, progress);
+            schedule.observe(now, progress);
+            let cap = schedule.cap_ms();
+            prop_assert!((BASE_CAP_MS..=MAX_CAP_MS).contains(&cap), "{cap}");
+            let expected = match holds {
+                _ if !progress.is_finite() => before,
+                Some(true) => (before * 2).min(MAX_CAP_MS),
+                Some(false) => BASE_CAP_MS,
+                None => before,
+            };
+            prop_assert_eq!(cap, expected, "{:?} at {} ms, progress {}", holds, now, progress);
+            let delay = schedule.next_delay_ms(now, None);
+            prop_assert!((MIN_INTERVAL_MS..=cap).contains(&delay), "{delay} > cap {cap}");
+            prop_assert_eq!(
+                schedule.next_delay_ms(now, retry_after_ms),
+                delay.max(retry_after_ms.unwrap_or(0))
+            );
+        }
+    }
+
+    /// A job that keeps to its rate (after any time queued at 0 %), polled on
+    /// the schedule: no read ever misses the prediction, so the cap never
+    /// shrinks, and the end is seen within two points' worth of time once a
+    /// finish was predicted (within the 15 s base cap before that).
+    #[test]
+    fn a_job_that_keeps_to_its_rate_never_misses_the_prediction(
+        duration_ms in 20_000u64..1_200_000,
+        queued_share in 0.0f64..0.5,
+        phase_ms in 0u64..1_000,
+    ) {
+        let queued_ms = (duration_ms as f64 * queued_share) as u64;
+        let ends_at = duration_ms - phase_ms;
+        let progress = |t: u64| {
+            let job_t = t + phase_ms;
+            if job_t < queued_ms {
+                0.0
+            } else {
+                ((job_t - queued_ms) as f64 / (duration_ms - queued_ms) as f64 * 100.0)
+                    .floor()
+                    .min(99.0)
+            }
+        };
+        let mut schedule = PollSchedule::new();
+        let mut now = 0;
+        loop {
+            now += schedule.next_delay_ms(now, None);
+            if now >= ends_at {
+                break;
+            }
+            let before = schedule.cap_ms();
+            prop_assert_ne!(schedule.prediction_holds(now, progress(now)), Some(false), "at {}", now);
+            schedule.observe(now, progress(now));
+            prop_assert!(schedule.cap_ms() >= before);
+        }
+        let late = now - ends_at;
+        if schedule.predicted_finish_ms().is_some() {
+            let point_ms = (duration_ms - queued_ms) / 100;
+            prop_assert!(late <= 2 * point_ms + 2_000, "seen {} ms late", late);
+        } else {
+            prop_assert!(late <= BASE_CAP_MS, "seen {} ms late", late);
+        }
+    }
+}

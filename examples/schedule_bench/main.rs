@@ -1,28 +1,38 @@
-//! The poll-schedule benchmark, in virtual time (issue 5, part 1.1):
+//! The poll-schedule benchmark, in virtual time (issue 5, part 1.1; issue 8, item 6):
 //! `cargo run --release --example schedule_bench [-- JOBS [SEED]]`.
 //!
 //! Prints a markdown table (paste it into BENCHMARKS.md) of status reads per
-//! job and detection delay for sora-edge's adaptive schedule and four fixed
-//! intervals, under four progress models, then the issue's goals.
+//! job and detection delay for sora-edge's adaptive schedule, the schedule it
+//! replaced (the baseline, measured in the same run) and four fixed intervals,
+//! under five progress models, then issue 8's targets.
 
+mod baseline;
 mod sim;
 
-use sim::{goals, markdown_table, population, run_all, MEDIAN_MS, SIGMA};
+use sim::{
+    goals, markdown_table, population, run_all, DEFAULT_JOBS, DEFAULT_SEED, MEDIAN_MS, SIGMA,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let jobs: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_JOBS);
+    let seed: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_SEED);
     let population = population(jobs, seed);
     let rows = run_all(&population);
     println!(
         "Poll schedule in virtual time: {jobs} jobs, lognormal durations (median {:.0} s, sigma {SIGMA}), \
-         queued 10-40 % of the duration in the queued model, each wait starting 0-1 s after submission; seed {seed}.\n",
+         queued 10-40 % of the duration in the queued model, stalled from 50 % to twice the duration in the stall model, each wait starting 0-1 s after submission; seed {seed}.\n",
         MEDIAN_MS / 1000.0
     );
     print!("{}", markdown_table(&rows));
     println!();
-    for (goal, met, detail) in goals(&rows, &population) {
+    for (goal, met, detail) in goals(&rows) {
         println!("- [{}] {goal}: {detail}", if met { "x" } else { " " });
     }
 }
