@@ -24,16 +24,17 @@ const SIM_URL_LINE = /^SIM_URL=(http:\/\/127\.0\.0\.1:\d+)\s*$/;
 // However this process ends (an uncaught error, process.exit, Ctrl-C, the test
 // runner's SIGTERM), no simulator outlives it.
 const live = new Set();
-const killLive = () => {
+process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
-};
-process.on("exit", killLive);
+});
 for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    killLive();
-    // A caller's own handler (scripts/with-sim.mjs) decides how to exit; with
-    // none, die of the signal as this process would have without this one.
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  process.on(signal, function dieOfSignal() {
+    // A caller with its own handler (scripts/with-sim.mjs) stops and exits itself.
+    if (process.listenerCount(signal) > 1) return;
+    // Otherwise die of the signal, as without this handler, but never leave a simulator.
+    for (const child of live) child.kill("SIGKILL");
+    process.removeListener(signal, dieOfSignal);
+    process.kill(process.pid, signal);
   });
 }
 
