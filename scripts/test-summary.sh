@@ -47,7 +47,7 @@ for entry in "${suites[@]}"; do
     pass=$(spec_count pass "$log")
     fail=$(( $(spec_count fail "$log") + $(spec_count cancelled "$log") ))
     empty=$(grep -c '^✔ /' "$log" || true)
-    [ "$empty" -eq 0 ] || problems+=("$name: $empty test file(s) defined no node:test tests: $(sed -n 's/^✔ \(\/[^ ]*\).*/\1/p' "$log" | tr '\n' ' ')")
+    [ "$empty" -eq 0 ] || problems+=("$name: $empty test file(s) defined no node:test tests: $(sed -n 's/^✔ \(\/[^ ]*\).*/\1/p' "$log" | paste -sd ' ')")
     if [ "$name" = faults ]; then
       jobs=$(sed -n 's/^faults: \([0-9][0-9]*\) jobs, .*/\1/p' "$log" | tail -n1)
       note=" (${jobs:-0} jobs)"
