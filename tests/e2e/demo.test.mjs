@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { after, afterEach, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import { startStack, freePort, ROOT } from "../../scripts/demo.mjs";
+import { simControl } from "../support/sim-control.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const ARGS = [
@@ -138,12 +139,7 @@ async function freshPage() {
   return page;
 }
 
-async function simConfig(body) {
-  const res = await fetch(`${stack.simUrl}/__sim/config`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000),
-  });
-  assert(res.ok, `sim config: HTTP ${res.status}`);
-}
+const simConfig = (body) => simControl(stack.simUrl).config(body);
 
 const panel = (page) => page.evaluate(() => ({
   state: document.getElementById("panel").dataset.state,

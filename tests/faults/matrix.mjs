@@ -266,7 +266,7 @@ async function listJobs(sim) {
 }
 
 async function audit(row) {
-  const stats = await fetch(`${row.sim.url}/__sim/stats`).then((r) => r.json());
+  const stats = await row.sim.control.stats();
   const duplicates = Object.entries(stats.idempotencyKeys).filter(([, n]) => n !== 1);
   for (const [k, n] of duplicates) violation(row, `duplicate: key ${k} created ${n} jobs`);
   for (const k of row.submitted.keys()) {
@@ -304,12 +304,7 @@ async function runMatrix() {
   await Promise.all(
     rows.map(async (row, r) => {
       row.sim = await startSim({ jobMs: JOB_MS });
-      const res = await fetch(`${row.sim.url}/__sim/config`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ faultRate: RATE, faultSet: row.set, seed: SEED * 100 + r }),
-      });
-      if (res.status !== 200) throw new Error(`/__sim/config: HTTP ${res.status}`);
+      await row.sim.control.config({ faultRate: RATE, faultSet: row.set, seed: SEED * 100 + r });
     }),
   );
   // Warm-up (JIT, wasm, keep-alive connections): unfaulted status reads of an unknown job.
