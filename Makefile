@@ -16,9 +16,6 @@ SIZE_CEILING_STABLE ?= 48000
 SIZE_CEILING ?= $(if $(filter nightly,$(shell cat target/pkg.toolchain 2>/dev/null)),$(SIZE_CEILING_NIGHTLY),$(SIZE_CEILING_STABLE))
 DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts
-# Every JS suite runs on node:test; the spec reporter's `ℹ pass N` / `ℹ fail N`
-# lines in tests/artifacts/<suite>.log feed the summary (scripts/test-summary.sh).
-NODE_TEST := node --test --test-reporter=spec
 
 .PHONY: help setup build test test-clean lint test-native test-wasm-node test-wasm-chromium test-types \
         test-quickstart test-worker size test-summary demo bench
@@ -59,22 +56,24 @@ test-native: | $(ARTIFACTS)
 	cargo test --workspace --all-features 2>&1 | tee $(ARTIFACTS)/native.log
 
 test-wasm-node: | $(ARTIFACTS)
-	$(NODE_TEST) tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
+	node --test --test-reporter=spec tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
 
 test-worker: | $(ARTIFACTS)
-	$(NODE_TEST) tests/worker/ 2>&1 | tee $(ARTIFACTS)/worker.log
+	node --test --test-reporter=spec tests/worker/ 2>&1 | tee $(ARTIFACTS)/worker.log
 
 test-wasm-chromium: | $(ARTIFACTS)
-	$(NODE_TEST) tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
+	node --test --test-reporter=spec tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
 
 test-types:
 	tsc -p tests/types --noEmit
 	@echo "types: tests/types/usage.ts checks against pkg/sora_edge.d.ts"
 
 test-quickstart: | $(ARTIFACTS)
-	$(NODE_TEST) tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
+	node --test --test-reporter=spec tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
 
-# Per-suite counts from the logs the steps above wrote; a suite that ran 0 tests fails.
+# Per-suite counts from the logs the steps above wrote: cargo test's `test result:`
+# lines, and node:test's spec reporter (`ℹ pass N`, `ℹ fail N`) for every JS
+# suite. A suite that ran 0 tests, or had one fail, fails the run.
 test-summary:
 	@bash scripts/test-summary.sh $(ARTIFACTS) $(SIZE_CEILING)
 
@@ -107,7 +106,7 @@ demo: setup build
 # the stack scripts/demo.mjs starts, on a free port with short jobs.
 .PHONY: test-e2e
 test-e2e: | $(ARTIFACTS)
-	$(NODE_TEST) tests/e2e/demo.test.mjs 2>&1 | tee $(ARTIFACTS)/e2e.log
+	node --test --test-reporter=spec tests/e2e/demo.test.mjs 2>&1 | tee $(ARTIFACTS)/e2e.log
 
 # ---------------------------------------------------------------------- bench
 # Issue 5's benchmarks as markdown (bench/run.sh): the poll schedule in virtual
@@ -120,4 +119,4 @@ bench: setup build
 # the simulator with each fault at 20 %; one test per row (a fault alone, or all nine).
 .PHONY: test-faults
 test-faults: | $(ARTIFACTS)
-	$(NODE_TEST) tests/faults/matrix.mjs 2>&1 | tee $(ARTIFACTS)/faults.log
+	node --test --test-reporter=spec tests/faults/matrix.mjs 2>&1 | tee $(ARTIFACTS)/faults.log
