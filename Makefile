@@ -56,43 +56,26 @@ test-native: | $(ARTIFACTS)
 	cargo test --workspace --all-features 2>&1 | tee $(ARTIFACTS)/native.log
 
 test-wasm-node: | $(ARTIFACTS)
-	node tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
+	node --test --test-reporter=spec tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
 
 test-worker: | $(ARTIFACTS)
-	node tests/worker/worker.test.mjs 2>&1 | tee $(ARTIFACTS)/worker.log
+	node --test --test-reporter=spec tests/worker/ 2>&1 | tee $(ARTIFACTS)/worker.log
 
 test-wasm-chromium: | $(ARTIFACTS)
-	node tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
+	node --test --test-reporter=spec tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
 
 test-types:
 	tsc -p tests/types --noEmit
 	@echo "types: tests/types/usage.ts checks against pkg/sora_edge.d.ts"
 
 test-quickstart: | $(ARTIFACTS)
-	node tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
+	node --test --test-reporter=spec tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
 
-# Counts come from the logs the steps above wrote; a step that ran 0 tests fails.
+# Per-suite counts from the logs the steps above wrote: cargo test's `test result:`
+# lines, and node:test's spec reporter (`ℹ pass N`, `ℹ fail N`) for every JS
+# suite. A suite that ran 0 tests, or had one fail, fails the run.
 test-summary:
-	@native=$$({ sed -n 's/^test result: [a-zA-Z]*\. \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/native.log 2>/dev/null || true; } | awk '{ s += $$1 } END { print s + 0 }'); \
-	 node=$$({ sed -n 's/^wasm-node: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-node.log 2>/dev/null || true; } | tail -n1); \
-	 chromium=$$({ sed -n 's/^wasm-chromium: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-chromium.log 2>/dev/null || true; } | tail -n1); \
-	 worker=$$({ sed -n 's/^worker: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/worker.log 2>/dev/null || true; } | tail -n1); \
-	 e2e=$$({ sed -n 's/^e2e: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/e2e.log 2>/dev/null || true; } | tail -n1); \
-	 faults=$$({ sed -n 's/^faults: \([0-9][0-9]*\) jobs passed.*/\1/p' $(ARTIFACTS)/faults.log 2>/dev/null || true; } | tail -n1); \
-	 size=$$(cat $(ARTIFACTS)/size.txt 2>/dev/null || echo '?'); \
-	 echo "=============================== summary ==============================="; \
-	 printf '  native (cargo test) : %s tests passed\n' "$${native:-0}"; \
-	 printf '  wasm in Node        : %s tests passed\n' "$${node:-0}"; \
-	 printf '  wasm in Chromium    : %s tests passed\n' "$${chromium:-0}"; \
-	 printf '  worker in workerd   : %s tests passed\n' "$${worker:-0}"; \
-	 printf '  demo page, Chromium : %s tests passed\n' "$${e2e:-0}"; \
-	 printf '  fault matrix        : %s jobs passed\n' "$${faults:-0}"; \
-	 printf '  types, quick start  : passed\n'; \
-	 printf '  size (gzip -9)      : %s bytes of %s\n' "$$size" "$(SIZE_CEILING)"; \
-	 echo "======================================================================="; \
-	 for pair in "native:$${native:-0}" "wasm-node:$${node:-0}" "wasm-chromium:$${chromium:-0}" "worker:$${worker:-0}" "e2e:$${e2e:-0}" "faults:$${faults:-0}"; do \
-	   if [ "$${pair#*:}" -eq 0 ]; then echo "test: FAIL: $${pair%%:*} ran 0 tests"; exit 1; fi; \
-	 done
+	@bash scripts/test-summary.sh $(ARTIFACTS) $(SIZE_CEILING)
 
 # ----------------------------------------------------------------------- size
 size: | $(ARTIFACTS)
@@ -123,7 +106,7 @@ demo: setup build
 # the stack scripts/demo.mjs starts, on a free port with short jobs.
 .PHONY: test-e2e
 test-e2e: | $(ARTIFACTS)
-	node tests/e2e/demo.test.mjs 2>&1 | tee $(ARTIFACTS)/e2e.log
+	node --test --test-reporter=spec tests/e2e/demo.test.mjs 2>&1 | tee $(ARTIFACTS)/e2e.log
 
 # ---------------------------------------------------------------------- bench
 # Issue 5's benchmarks as markdown (bench/run.sh): the poll schedule in virtual
@@ -133,7 +116,7 @@ bench: setup build
 	@bash bench/run.sh
 
 # Fault matrix (issue 5, part 2): 1,000 jobs through the client library against
-# the simulator with each fault at 20 %; ends with a `faults: N jobs passed` line.
+# the simulator with each fault at 20 %; one test per row (a fault alone, or all nine).
 .PHONY: test-faults
 test-faults: | $(ARTIFACTS)
-	node tests/faults/matrix.mjs 2>&1 | tee $(ARTIFACTS)/faults.log
+	node --test --test-reporter=spec tests/faults/matrix.mjs 2>&1 | tee $(ARTIFACTS)/faults.log

@@ -23,11 +23,12 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { SIM_BIN, startSim } from "../tests/support/sim.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The simulator's key in demo mode (simulator keys contain "sim"). */
 export const DEMO_SIM_KEY = "afk_sim_demo_key_local_only";
-const SIM_BIN = join(ROOT, "target", "release", "apiframe-sim");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const WRANGLER_CONFIG = join(ROOT, "worker", "wrangler.toml");
 const REAL_API = "https://api.apiframe.ai";
@@ -80,7 +81,7 @@ export function copyPkg() {
  * Spawns a command in its own process group; keeps the last lines of its
  * output (and echoes them with a prefix when `echo`). `stop()` ends the group.
  */
-function spawnGroup(name, cmd, args, { env, echo, onLine } = {}) {
+function spawnGroup(name, cmd, args, { env, echo } = {}) {
   const child = spawn(cmd, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   groups.add(child.pid);
   const tail = [];
@@ -100,7 +101,6 @@ function spawnGroup(name, cmd, args, { env, echo, onLine } = {}) {
       tail.push(line);
       if (tail.length > 80) tail.shift();
       if (echo) process.stdout.write(`[${name}] ${line}\n`);
-      onLine?.(line);
     });
   }
   let done = false;
@@ -181,21 +181,9 @@ export async function startStack({
     let simUrl = null;
     if (!real) {
       key = simKey;
-      let found;
-      const simReady = new Promise((r) => { found = r; });
-      const sim = spawnGroup("sim", SIM_BIN, ["--port", "0", "--api-key", simKey, "--job-ms", String(jobMs), "--quiet"], {
-        echo,
-        onLine: (line) => {
-          const m = /^SIM_URL=(http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
-          if (m) found(m[1]);
-        },
-      });
+      const sim = await startSim({ apiKey: simKey, jobMs, echo });
       parts.push(sim);
-      simUrl = await Promise.race([
-        simReady,
-        sim.exited.then(() => { throw new Error(`the simulator exited\n${sim.tail()}`); }),
-        sleep(15000).then(() => { throw new Error(`the simulator printed no SIM_URL within 15 s\n${sim.tail()}`); }),
-      ]);
+      simUrl = sim.url;
       upstream = simUrl;
     }
 
@@ -247,29 +235,31 @@ export async function startStack({
 }
 
 // ---------------------------------------------------------------- command line
-function parseArgs(argv) {
-  const o = { port: 8787, jobMs: 15000, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === "--port") o.port = Number(val());
-    else if (a === "--job-ms") o.jobMs = Number(val());
-    else if (a === "--verbose" || a === "-v") o.verbose = true;
-    else if (a === "--help" || a === "-h") {
-      console.log("usage: node scripts/demo.mjs [--port 8787] [--job-ms 15000] [--verbose]");
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
+const USAGE = "usage: node scripts/demo.mjs [--port 8787] [--job-ms 15000] [--verbose]";
+
+function options(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "8787" },
+      "job-ms": { type: "string", default: "15000" },
+      verbose: { type: "boolean", short: "v", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
   }
-  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new Error("--port must be 1..65535");
-  if (!Number.isInteger(o.jobMs) || o.jobMs < 100) throw new Error("--job-ms must be an integer >= 100");
-  return o;
+  const port = /^\d+$/.test(values.port) ? Number(values.port) : NaN;
+  const jobMs = /^\d+$/.test(values["job-ms"]) ? Number(values["job-ms"]) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw new Error("--port must be 1..65535");
+  if (!(jobMs >= 100)) throw new Error("--job-ms must be an integer >= 100");
+  return { port, jobMs, verbose: values.verbose };
 }
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2));
+  const o = options(process.argv.slice(2));
   const apiKey = (process.env.APIFRAME_API_KEY || "").trim() || undefined;
   let stack = null;
   let stopping = false;

@@ -1,128 +1,54 @@
 #!/usr/bin/env node
-// Start the Apiframe simulator (target/release/apiframe-sim) and stop it again.
+// Start the Apiframe simulator (target/release/apiframe-sim) from the command
+// line, through the tests' own helper (tests/support/sim.mjs).
 //
-// As a module (used by the test runners):
-//   import { startSim, SIM_KEY } from "../../scripts/with-sim.mjs";
-//   const sim = await startSim({ jobMs: 2000 });   // sim.url, sim.apiKey, sim.stop()
-//
-// As a command:
 //   node scripts/with-sim.mjs [--port N] [--job-ms N] [--result-shape string|object]
 //                             [--api-key KEY] [--quiet] [--demo] [-- command args...]
-//   With a command: runs it with SIM_URL / SIM_API_KEY / APIFRAME_BASE_URL /
-//   APIFRAME_API_KEY set, then stops the simulator and exits with its code.
-//   Without one: keeps the simulator in the foreground until Ctrl-C (SIGINT)
-//   or SIGTERM, then stops it and exits 0. --demo prints curl examples.
+//
+// With a command: runs it with SIM_URL / SIM_API_KEY / APIFRAME_BASE_URL /
+// APIFRAME_API_KEY set, then stops the simulator and exits with its code.
+// Without one: keeps the simulator in the foreground until Ctrl-C (SIGINT)
+// or SIGTERM, then stops it and exits 0. --demo prints curl examples.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { SIM_KEY, startSim } from "../tests/support/sim.mjs";
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const SIM_BIN = join(ROOT, "target", "release", "apiframe-sim");
-/** A simulator-only key: test keys must contain "sim" or "test". */
-export const SIM_KEY = "afk_sim_test_key_0123456789abcdef";
+const USAGE = "usage: node scripts/with-sim.mjs [--port N] [--job-ms N] [--result-shape string|object] [--api-key KEY] [--quiet] [--demo] [-- command args...]";
 
-const live = new Set();
-process.on("exit", () => {
-  // Last resort (uncaught error, process.exit): never leave a simulator behind.
-  for (const child of live) {
-    try { child.kill("SIGKILL"); } catch { /* already gone */ }
-  }
-});
-
-/**
- * Start the simulator and wait for its `SIM_URL=` line.
- * @returns {Promise<{url: string, port: number, apiKey: string, child: import("node:child_process").ChildProcess, stop: () => Promise<void>}>}
- */
-export async function startSim({
-  port = 0,
-  apiKey = SIM_KEY,
-  jobMs,
-  resultShape,
-  quiet = true,
-  extraArgs = [],
-  bin = process.env.SIM_BIN || SIM_BIN,
-  startTimeoutMs = 15000,
-  echoStdout = !quiet,
-} = {}) {
-  if (!existsSync(bin)) {
-    throw new Error(`simulator binary not found at ${bin}: run \`cargo build --release -p apiframe-sim\` (or \`make build\`)`);
-  }
-  const args = ["--port", String(port), "--api-key", apiKey];
-  if (jobMs !== undefined) args.push("--job-ms", String(jobMs));
-  if (resultShape !== undefined) args.push("--result-shape", resultShape);
-  if (quiet) args.push("--quiet");
-  args.push(...extraArgs);
-
-  const child = spawn(bin, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  live.add(child);
-  let exited = null;
-  const exitPromise = new Promise((res) => {
-    child.once("exit", (code, signal) => {
-      exited = { code, signal };
-      live.delete(child);
-      res(exited);
-    });
+function options(argv) {
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    tokens: true,
+    options: {
+      port: { type: "string", default: "0" },
+      "job-ms": { type: "string" },
+      "result-shape": { type: "string" },
+      "api-key": { type: "string", default: SIM_KEY },
+      quiet: { type: "boolean", default: false },
+      demo: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
   });
-
-  const lines = createInterface({ input: child.stdout });
-  const url = await new Promise((res, rej) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      rej(new Error(`simulator printed no SIM_URL line within ${startTimeoutMs} ms`));
-    }, startTimeoutMs);
-    let found = false;
-    lines.on("line", (line) => {
-      if (!found) {
-        const m = /^SIM_URL=(http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
-        if (m) {
-          found = true;
-          clearTimeout(timer);
-          res(m[1]);
-          return;
-        }
-      }
-      if (echoStdout) process.stdout.write(`[sim] ${line}\n`);
-    });
-    child.once("error", (e) => { clearTimeout(timer); rej(e); });
-    exitPromise.then(({ code, signal }) => {
-      if (!found) {
-        clearTimeout(timer);
-        rej(new Error(`simulator exited before printing SIM_URL (code ${code}, signal ${signal}); args: ${args.filter((a) => a !== apiKey).join(" ")}`));
-      }
-    });
-  });
-
-  async function stop() {
-    if (exited) return;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-    await exitPromise;
-    clearTimeout(timer);
-  }
-  return { url, port: Number(new URL(url).port), apiKey, child, stop };
-}
-
-// ---------------------------------------------------------------- command line
-function parseArgs(argv) {
-  const o = { port: 0, quiet: false, demo: false, command: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === "--") { o.command = argv.slice(i + 1); break; }
-    else if (a === "--port") o.port = Number(val());
-    else if (a === "--job-ms") o.jobMs = Number(val());
-    else if (a === "--result-shape") o.resultShape = val();
-    else if (a === "--api-key") o.apiKey = val();
-    else if (a === "--quiet") o.quiet = true;
-    else if (a === "--demo") o.demo = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return o;
+  const number = (name, value) => {
+    if (value === undefined) return undefined;
+    if (!/^\d+$/.test(value)) throw new Error(`--${name} must be a whole number, got ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+  // A command comes after `--`; a bare word before it is a typo.
+  const end = tokens.find((t) => t.kind === "option-terminator")?.index ?? Infinity;
+  const stray = tokens.find((t) => t.kind === "positional" && t.index < end);
+  if (stray) throw new Error(`unexpected argument ${JSON.stringify(stray.value)} (put a command after --)\n${USAGE}`);
+  return {
+    help: values.help,
+    port: number("port", values.port),
+    jobMs: number("job-ms", values["job-ms"]),
+    resultShape: values["result-shape"],
+    apiKey: values["api-key"],
+    quiet: values.quiet,
+    demo: values.demo,
+    command: positionals,
+  };
 }
 
 function demoText(url, key) {
@@ -144,8 +70,12 @@ The Apiframe v2 simulator is listening on ${url}  (jobs take ~15 s; Ctrl-C stops
 }
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2));
-  const sim = await startSim({ port: o.port, jobMs: o.jobMs, resultShape: o.resultShape, apiKey: o.apiKey || SIM_KEY, quiet: o.quiet, echoStdout: true });
+  const o = options(process.argv.slice(2));
+  if (o.help) {
+    console.log(USAGE);
+    return;
+  }
+  const sim = await startSim({ port: o.port, jobMs: o.jobMs, resultShape: o.resultShape, apiKey: o.apiKey, quiet: o.quiet, echo: true });
   let stopping = false;
   const shutdown = async (code) => {
     if (stopping) return;
@@ -172,9 +102,7 @@ async function main() {
   console.log(o.demo ? demoText(sim.url, sim.apiKey) : `SIM_URL=${sim.url}`);
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((e) => {
-    console.error(`with-sim: ${e.message}`);
-    process.exit(1);
-  });
-}
+main().catch((e) => {
+  console.error(`with-sim: ${e.message}`);
+  process.exit(1);
+});

@@ -3,11 +3,13 @@
 // `sora-edge` resolves by name through node_modules), and runs it with node
 // against a freshly started simulator, with APIFRAME_API_KEY / APIFRAME_BASE_URL
 // pointing at it. Passes if it exits 0 and printed this simulator's video URL.
+//   node --test --test-reporter=spec tests/quickstart-node.mjs
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startSim, SIM_KEY, ROOT } from "../scripts/with-sim.mjs";
-import { simControl } from "./wasm/sim-control.mjs";
+import { test } from "node:test";
+import { startSim, ROOT } from "./support/sim.mjs";
 
 const HEADING = "### Quick start: Node";
 const RUN_TIMEOUT_MS = 60000;
@@ -43,17 +45,16 @@ function runNode(file, env) {
   });
 }
 
-let sim;
-let ok = false;
-try {
+test("README quick start (Node) runs against the simulator and prints its video URL", async (t) => {
   const snippet = extractSnippet(readFileSync(process.env.QUICKSTART_README || join(ROOT, "README.md"), "utf8"));
-  if (!/\bsora-edge\b/.test(snippet)) throw new Error("the quick-start snippet does not import sora-edge");
+  assert.match(snippet, /\bsora-edge\b/, "the quick-start snippet imports sora-edge");
   const dir = join(ROOT, "tests", "artifacts");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, "quickstart-node.mjs");
   writeFileSync(file, snippet);
 
-  sim = await startSim({ apiKey: SIM_KEY, jobMs: 2000 });
+  const sim = await startSim({ jobMs: 2000 });
+  t.after(() => sim.stop());
   const env = { ...process.env, APIFRAME_API_KEY: sim.apiKey, APIFRAME_BASE_URL: sim.url };
   const t0 = Date.now();
   const r = await runNode(file, env);
@@ -61,7 +62,7 @@ try {
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   const re = new RegExp(`${sim.url.replace(/[.:/]/g, "\\$&")}/videos/sample\\.mp4\\?job=([0-9a-f-]{36})`);
   const m = re.exec(r.stdout);
-  const st = await simControl(sim.url).stats();
+  const st = await sim.control.stats();
   const problems = [];
   if (r.code !== 0) problems.push(`exited with code ${r.code}${r.signal ? ` (signal ${r.signal}${r.signal === "SIGKILL" ? `, timed out after ${RUN_TIMEOUT_MS} ms` : ""})` : ""}`);
   if (!m) problems.push(`did not print a video URL of the simulator (${sim.url}/videos/sample.mp4?job=<id>)`);
@@ -69,15 +70,7 @@ try {
   if (m && !(st.statusReads[m[1]] >= 1)) problems.push(`the printed job ${m[1]} was never read from the simulator`);
   if (st.auth.wrong + st.auth.missing > 0) problems.push(`requests without the right key: ${JSON.stringify(st.auth)}`);
   if (out.includes(sim.apiKey)) problems.push("the output contains the API key");
-  if (problems.length) {
-    console.error(`quickstart-node: FAIL: ${problems.join("; ")}\n--- snippet (${file}) ---\n${snippet}--- output ---\n${out}`);
-  } else {
-    ok = true;
-    console.log(`quickstart-node: ok (${secs} s): printed ${m[0]}`);
-  }
-} catch (e) {
-  console.error(`quickstart-node: FAIL: ${e.message}`);
-} finally {
-  await sim?.stop();
-}
-process.exit(ok ? 0 : 1);
+  // Every problem at once, with the snippet and what it printed.
+  assert.ok(problems.length === 0, `${problems.join("; ")}\n--- snippet (${file}) ---\n${snippet}--- output ---\n${out}`);
+  t.diagnostic(`ran in ${secs} s, printed ${m[0]}`);
+});

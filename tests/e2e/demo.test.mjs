@@ -3,16 +3,21 @@
 // started here by the same function (scripts/demo.mjs startStack) on a free port
 // with short jobs. Drives Debian's Chromium with playwright-core.
 //
-//   node tests/e2e/demo.test.mjs          CASES=<regex> runs a subset
+//   node --test --test-reporter=spec tests/e2e/demo.test.mjs
+//   (--test-name-pattern=<regex> runs a subset)
 //
-// Prints `e2e: N passed, M failed`; exits non-zero on any failure or when no
-// test ran. Screenshots go to tests/artifacts/e2e-*.png.
+// The tests share one stack, one browser and what was seen on the wire, and
+// run in order: the last one checks every request the others made.
+// Screenshots go to tests/artifacts/e2e-*.png.
+import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { after, afterEach, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import { startStack, freePort, ROOT } from "../../scripts/demo.mjs";
+import { simControl } from "../support/sim-control.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const ARGS = [
@@ -20,7 +25,8 @@ const ARGS = [
   "--disable-component-update", "--disable-sync", "--no-first-run",
 ];
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
-const WATCHDOG_MS = Number(process.env.E2E_WATCHDOG_MS || 5 * 60 * 1000);
+/** No test here takes a minute; one that does is stuck. */
+const TEST_TIMEOUT_MS = 60000;
 const JOB_MS = 5000;
 /** A simulator key unique to this run, so that a leak of it cannot be a coincidence. */
 const KEY = `afk_sim_e2e_${randomBytes(12).toString("hex")}`;
@@ -29,8 +35,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 let stack;
 let context;
 let userDataDir;
-let passed = 0;
-let failed = 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ leak watching
@@ -111,10 +115,6 @@ async function assertNoKeyInPage(page) {
 }
 
 // ------------------------------------------------------------ helpers
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
 /** Polls `fn` (in Node) until truthy; fails with `what` after `ms`. */
 async function until(ms, what, fn) {
   const end = Date.now() + ms;
@@ -139,12 +139,7 @@ async function freshPage() {
   return page;
 }
 
-async function simConfig(body) {
-  const res = await fetch(`${stack.simUrl}/__sim/config`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000),
-  });
-  assert(res.ok, `sim config: HTTP ${res.status}`);
-}
+const simConfig = (body) => simControl(stack.simUrl).config(body);
 
 const panel = (page) => page.evaluate(() => ({
   state: document.getElementById("panel").dataset.state,
@@ -196,11 +191,37 @@ async function waitPlaying(page) {
 const apiRequestsFor = (jobId, after = 0) =>
   seen.requests.filter((r) => r.at >= after && r.url.includes(`/api/v2/jobs/${jobId}`));
 
-// ------------------------------------------------------------ the tests
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+// ------------------------------------------------------------ the stack
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const t0 = Date.now();
+  stack = await startStack({ port: await freePort(), jobMs: JOB_MS, simKey: KEY });
+  console.log(`e2e: stack up in ${Date.now() - t0} ms: page ${stack.url}, simulator ${stack.simUrl}`);
+  userDataDir = mkdtempSync(join(tmpdir(), "sora-edge-e2e-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1280, height: 900 },
+    timeout: 30000,
+  });
+});
 
-test("generate: the form submits, progress advances, the video loads and plays", async () => {
+after(async () => {
+  await context?.close();
+  await stack?.stop();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+// A test that failed half way leaves its page open; the next starts clean.
+afterEach(async () => {
+  for (const page of context?.pages() ?? []) await page.close().catch(() => {});
+});
+
+// ------------------------------------------------------------ the tests
+const testCase = (name, fn) => test(name, { timeout: TEST_TIMEOUT_MS }, fn);
+
+testCase("generate: the form submits, progress advances, the video loads and plays", async () => {
   await simConfig({ jobMs: 8000 });
   const page = await freshPage();
   const prompt = "A paper boat drifting down a rainy neon street at night, slow dolly shot, reflections on wet asphalt";
@@ -267,7 +288,7 @@ test("generate: the form submits, progress advances, the video loads and plays",
   await page.close();
 });
 
-test("cancel: Cancel mid-job stops the wait", async () => {
+testCase("cancel: Cancel mid-job stops the wait", async () => {
   await simConfig({ jobMs: 6000 });
   const page = await freshPage();
   await fillForm(page, { prompt: "Slow aerial shot over a misty pine forest at dawn", duration: 4 });
@@ -296,7 +317,7 @@ test("cancel: Cancel mid-job stops the wait", async () => {
   await page.close();
 });
 
-test("validation: a bad start-image URL and an over-long prompt are flagged with no request", async () => {
+testCase("validation: a bad start-image URL and an over-long prompt are flagged with no request", async () => {
   const page = await freshPage();
   await sleep(300);
   const mark = seen.requests.length;
@@ -338,7 +359,7 @@ test("validation: a bad start-image URL and an over-long prompt are flagged with
   await page.close();
 });
 
-test("failure: a failed job shows the upstream's reason", async () => {
+testCase("failure: a failed job shows the upstream's reason", async () => {
   await simConfig({ jobMs: 3000 });
   const page = await freshPage();
   await fillForm(page, { prompt: "A crowded stadium, close-ups of faces [fail:content policy violation]", duration: 4 });
@@ -357,7 +378,7 @@ test("failure: a failed job shows the upstream's reason", async () => {
   await page.close();
 });
 
-test("reload: a running job is re-attached by id and finishes", async () => {
+testCase("reload: a running job is re-attached by id and finishes", async () => {
   await simConfig({ jobMs: 7000 });
   const page = await freshPage();
   await fillForm(page, { prompt: "Time-lapse of clouds rolling over mountain peaks", ratio: "9:16", duration: 10 });
@@ -382,7 +403,7 @@ test("reload: a running job is re-attached by id and finishes", async () => {
   await page.close();
 });
 
-test("keyboard: the form can be filled and submitted without a mouse", async () => {
+testCase("keyboard: the form can be filled and submitted without a mouse", async () => {
   await simConfig({ jobMs: 3000 });
   const page = await freshPage();
   await page.focus("#prompt");
@@ -405,7 +426,7 @@ test("keyboard: the form can be filled and submitted without a mouse", async () 
   await page.close();
 });
 
-test("secrets: no request carries X-API-Key; the key is in no response body", async () => {
+testCase("secrets: no request carries X-API-Key; the key is in no response body", async (t) => {
   await Promise.all(seen.bodyChecks);
   assert(seen.keyHeaders.length === 0, `requests with the key: ${seen.keyHeaders.join("; ")}`);
   assert(seen.requests.length > 20, `too few requests observed (${seen.requests.length}) for the check to mean anything`);
@@ -424,64 +445,5 @@ test("secrets: no request carries X-API-Key; the key is in no response body", as
   // The worker does hold the key: the simulator refuses anyone without it.
   const direct = await fetch(`${stack.simUrl}/v2/me`, { signal: AbortSignal.timeout(5000) });
   assert(direct.status === 401, `the simulator should refuse a request without the key (got ${direct.status})`);
-  console.log(`    checked ${seen.requests.length} requests; ${seen.bodiesChecked} response bodies (${seen.apiBodiesChecked} from /api) and ${seen.streams.length} event streams (${streamBytes} bytes); ${seen.otherUnread} dropped media/static bodies unread`);
-});
-
-// ------------------------------------------------------------ runner
-async function cleanup() {
-  await context?.close().catch((e) => console.error(`e2e: closing the browser: ${e.message}`));
-  context = undefined;
-  await stack?.stop().catch((e) => console.error(`e2e: stopping the stack: ${e.message}`));
-  stack = undefined;
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-}
-
-async function finish(code) {
-  clearTimeout(watchdog);
-  await cleanup();
-  console.log(`e2e: ${passed} passed, ${failed} failed`);
-  process.exit(code);
-}
-
-const watchdog = setTimeout(() => {
-  console.error(`e2e: watchdog: still running after ${WATCHDOG_MS} ms`);
-  failed++;
-  finish(1);
-}, WATCHDOG_MS);
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { failed++; finish(130); });
-
-async function main() {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const filter = process.env.CASES ? new RegExp(process.env.CASES) : null;
-  const selected = tests.filter((t) => !filter || filter.test(t.name));
-  const t0 = Date.now();
-  stack = await startStack({ port: await freePort(), jobMs: JOB_MS, simKey: KEY });
-  console.log(`e2e: stack up in ${Date.now() - t0} ms: page ${stack.url}, simulator ${stack.simUrl}`);
-  userDataDir = mkdtempSync(join(tmpdir(), "sora-edge-e2e-"));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1280, height: 900 },
-    timeout: 30000,
-  });
-  for (const t of selected) {
-    const start = Date.now();
-    try {
-      await t.fn();
-      passed++;
-      console.log(`  ok   ${t.name} (${Date.now() - start} ms)`);
-    } catch (e) {
-      failed++;
-      console.log(`  FAIL ${t.name} (${Date.now() - start} ms)\n       ${String(e && e.stack || e).split("\n").slice(0, 3).join("\n       ")}`);
-      for (const page of context.pages()) await page.close().catch(() => {});
-    }
-  }
-  await finish(failed > 0 || passed === 0 ? 1 : 0);
-}
-
-main().catch(async (e) => {
-  console.error(`e2e: ${e.stack || e.message}`);
-  failed++;
-  await finish(1);
+  t.diagnostic(`checked ${seen.requests.length} requests; ${seen.bodiesChecked} response bodies (${seen.apiBodiesChecked} from /api) and ${seen.streams.length} event streams (${streamBytes} bytes); ${seen.otherUnread} dropped media/static bodies unread`);
 });

@@ -29,9 +29,14 @@
 // * Retry-After observed: after every 429, the next request of the same job
 //   starts no earlier than Retry-After allows (1 s, or the HTTP date).
 //
-//   node tests/faults/matrix.mjs            (FAULT_JOBS=1000 FAULT_CONCURRENCY=100 FAULT_SEED=5 FAULT_TIMEOUT_MS=300)
+// The jobs run in the suite's `before`; then each row is one node:test test.
+//
+//   node --test --test-reporter=spec tests/faults/matrix.mjs
+//   (FAULT_JOBS=1000 FAULT_CONCURRENCY=100 FAULT_SEED=5 FAULT_TIMEOUT_MS=300)
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
 import { generate, poll, waitForJob } from "sora-edge";
-import { startSim } from "../../scripts/with-sim.mjs";
+import { startSim } from "../support/sim.mjs";
 
 const FAULTS = ["500", "502", "503", "429", "429-date", "reset", "hang", "malformed", "lost"];
 const ROWS = [...FAULTS.map((f) => ({ name: f, set: [f] })), { name: "mixed", set: FAULTS }];
@@ -261,7 +266,7 @@ async function listJobs(sim) {
 }
 
 async function audit(row) {
-  const stats = await fetch(`${row.sim.url}/__sim/stats`).then((r) => r.json());
+  const stats = await row.sim.control.stats();
   const duplicates = Object.entries(stats.idempotencyKeys).filter(([, n]) => n !== 1);
   for (const [k, n] of duplicates) violation(row, `duplicate: key ${k} created ${n} jobs`);
   for (const k of row.submitted.keys()) {
@@ -288,19 +293,18 @@ async function audit(row) {
   return { duplicates: duplicates.length, lost: lost.length, requests: stats.requests };
 }
 
-let code = 1;
 const jobTimes = [];
 const rows = ROWS.map(rowState);
-try {
+/** The jobs row `r` gets: job n goes to row n % rows. */
+const jobsOfRow = (r) => Math.floor(JOBS / rows.length) + (r < JOBS % rows.length ? 1 : 0);
+const failedCount = (failed) => Object.values(failed).reduce((a, b) => a + b, 0);
+
+/** Starts a simulator per row, runs every job, audits each row and prints the table. */
+async function runMatrix() {
   await Promise.all(
     rows.map(async (row, r) => {
       row.sim = await startSim({ jobMs: JOB_MS });
-      const res = await fetch(`${row.sim.url}/__sim/config`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ faultRate: RATE, faultSet: row.set, seed: SEED * 100 + r }),
-      });
-      if (res.status !== 200) throw new Error(`/__sim/config: HTTP ${res.status}`);
+      await row.sim.control.config({ faultRate: RATE, faultSet: row.set, seed: SEED * 100 + r });
     }),
   );
   // Warm-up (JIT, wasm, keep-alive connections): unfaulted status reads of an unknown job.
@@ -353,20 +357,23 @@ try {
   jobTimes.sort((a, b) => a - b);
   const at = (p) => (jobTimes[Math.min(jobTimes.length - 1, Math.floor(p * jobTimes.length))] / 1000).toFixed(1);
   console.log(`\nfaults: time per job (generate + wait): p50 ${at(0.5)} s, p95 ${at(0.95)} s, max ${at(1)} s`);
-  const failedCount = Object.values(total.failed).reduce((a, b) => a + b, 0);
   const byCode = Object.entries(total.failed).map(([c, n]) => `${c} ${n}`).join(", ");
   console.log(
-    `\nfaults: ${total.jobs} jobs, ${total.completed} completed, ${failedCount} failed (${byCode || "none"}), duplicates ${total.duplicates}, lost ${total.lost}, ${total.violations} violations, ${total.slow} slow, ${ran.toFixed(1)} s`,
+    `\nfaults: ${total.jobs} jobs, ${total.completed} completed, ${failedCount(total.failed)} failed (${byCode || "none"}), duplicates ${total.duplicates}, lost ${total.lost}, ${total.violations} violations, ${total.slow} slow, ${ran.toFixed(1)} s`,
   );
-  if (total.violations === 0 && total.jobs === JOBS && total.completed + failedCount === JOBS) {
-    console.log(`faults: ${total.jobs} jobs passed (${rows.length} rows, ${ran.toFixed(1)} s)`);
-    code = 0;
-  } else {
-    console.log(`faults: FAIL: ${total.violations} violations`);
-  }
-} catch (e) {
-  console.log(`faults: FAIL: ${e && e.stack}`);
-} finally {
-  await Promise.all(rows.map((row) => row.sim && row.sim.stop().catch(() => {})));
 }
-process.exit(code);
+
+describe(`fault matrix: ${JOBS} jobs through the client, each fault at ${RATE * 100} % of /v2 requests`, () => {
+  before(runMatrix);
+  after(() => Promise.all(rows.map((row) => row.sim?.stop())));
+
+  rows.forEach((row, r) => {
+    const faults = row.name === "mixed" ? "all 9 faults" : `fault ${row.name}`;
+    const waits = row.set.some((f) => f.startsWith("429")) ? ", every 429 retry waits its Retry-After" : "";
+    test(`${faults}: ${jobsOfRow(r)} jobs end right, 0 lost ids, 0 duplicate jobs${waits}`, () => {
+      assert.deepEqual(row.violations, [], `${row.violations.length} violations in row ${row.name}`);
+      assert.equal(row.jobs, jobsOfRow(r), "jobs run in the row");
+      assert.equal(row.completed + failedCount(row.failed), row.jobs, "jobs that completed or failed with a typed error");
+    });
+  });
+});

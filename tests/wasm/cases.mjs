@@ -1,12 +1,13 @@
-// The wasm test cases, shared by the Node runner (node.test.mjs) and the
-// Chromium runner (browser.test.mjs). They exercise the public JS API of
-// CONTRACT.md §1 against the local simulator (docs/ARCHITECTURE.md).
+// The wasm test cases, shared by Node (node.test.mjs) and Chromium
+// (browser.test.mjs, which runs them in a page). They exercise the public JS
+// API of CONTRACT.md §1 against the local simulator (docs/ARCHITECTURE.md).
 //
-// Each case is { name, fn: async (lib, env) => void, timeoutMs? } where
+// Each case is { name, fn: async (lib, env) => void, timeoutMs } where
 //   lib = the imported `sora-edge` module,
 //   env = { simUrl, apiKey, sim: { stats, reset, faults, config } }.
-// `runCases` resets the simulator before every case and runs them one at a
-// time. Browser-safe: no Node imports.
+// Both runners make each case a node:test test, run them one at a time in
+// this order, and reset the simulator before each. Browser-safe: no Node
+// imports, which is why the assertions below are our own, not node:assert.
 
 export const WRONG_KEY = "afk_wrong_key_sim_test_ffffffffffffffff";
 
@@ -618,47 +619,3 @@ test("no error produced by any case exposes the API key (right or wrong)", async
   assert.ok(seenErrors.length >= 1, "no errors were collected: the earlier cases did not run");
   for (const { what, err } of seenErrors) assertNoSecrets(err, env, what);
 }, 5000);
-
-// ------------------------------------------------------------------- runner
-function withTimeout(promise, ms, name) {
-  let timer;
-  const limit = new Promise((_, rej) => {
-    timer = setTimeout(() => rej(new AssertionError(`case did not finish within ${ms} ms: ${name}`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-function describeFailure(e) {
-  if (e instanceof Error) {
-    const extra = e.name === "SoraEdgeError" ? ` [code=${e.code} status=${e.status} field=${e.field}]` : "";
-    return `${e.name}: ${e.message}${extra}`;
-  }
-  return show(e);
-}
-
-/**
- * Run the cases one at a time, resetting the simulator before each.
- * @param {object} lib the `sora-edge` module
- * @param {{simUrl: string, apiKey: string, sim: ReturnType<import("./sim-control.mjs").simControl>}} env
- * @param {{filter?: string, onResult?: (r: {name: string, ok: boolean, ms: number, error?: string}) => void}} [o]
- */
-export async function runCases(lib, env, { filter, onResult } = {}) {
-  const re = filter ? new RegExp(filter) : null;
-  const results = [];
-  for (const c of cases) {
-    if (re && !re.test(c.name)) continue;
-    const t0 = now();
-    let error;
-    try {
-      await env.sim.reset();
-      await withTimeout(Promise.resolve().then(() => c.fn(lib, env)), c.timeoutMs, c.name);
-    } catch (e) {
-      error = describeFailure(e);
-    }
-    const r = { name: c.name, ok: error === undefined, ms: Math.round(now() - t0), error };
-    results.push(r);
-    if (onResult) onResult(r);
-  }
-  const passed = results.filter((r) => r.ok).length;
-  return { passed, failed: results.length - passed, results };
-}

@@ -1,7 +1,6 @@
 // Shared plumbing for the worker tests and the relay bench: the simulator,
 // the real worker in workerd (Miniflare 4), a leak-checking fetch, webhook
 // signing, and an SSE reader. Every wait is bounded.
-import { spawn } from "node:child_process";
 import { createHmac, createHash } from "node:crypto";
 import { connect } from "node:net";
 import { freePort } from "../../scripts/demo.mjs";
@@ -9,7 +8,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import { Miniflare } from "miniflare";
-import { simControl } from "../wasm/sim-control.mjs";
+import { startSim as startSimulator } from "../support/sim.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const API_KEY = "afk_sim_test_key_edge_7Qm2xV9pLw4R";
@@ -29,42 +28,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export { freePort };
 
-/** Starts the simulator; resolves with `{url, control, stop}`. */
-export async function startSim(extraArgs = []) {
-  const bin = resolve(ROOT, "target/release/apiframe-sim");
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build --release -p apiframe-sim`);
-  const child = spawn(bin, ["--port", "0", "--api-key", API_KEY, "--quiet", ...extraArgs], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  // However this process ends (an uncaught error, Ctrl-C), the simulator ends with it.
-  const killChild = () => child.exitCode === null && child.kill("SIGKILL");
-  process.once("exit", killChild);
-  for (const signal of ["SIGINT", "SIGTERM"]) {
-    process.once(signal, () => {
-      killChild();
-      process.exit(130);
-    });
-  }
-  const url = await within(
-    10000,
-    new Promise((resolveUrl, reject) => {
-      let buf = "";
-      child.stdout.on("data", (chunk) => {
-        buf += chunk;
-        const m = buf.match(/SIM_URL=(\S+)/);
-        if (m) resolveUrl(m[1]);
-      });
-      child.on("exit", (code) => reject(new Error(`simulator exited with ${code}`)));
-    }),
-    "simulator start",
-  );
-  const stop = async () => {
-    if (child.exitCode !== null) return;
-    child.kill("SIGTERM");
-    await within(5000, new Promise((r) => child.once("exit", r)), "simulator stop").catch(() => child.kill("SIGKILL"));
-  };
-  return { url, control: simControl(url), stop };
-}
+/** Starts the simulator with this suite's key; resolves with `{url, control, stop}`. */
+export const startSim = (extraArgs = []) => startSimulator({ apiKey: API_KEY, extraArgs });
 
 /** Miniflare options that run our worker (worker/index.js + pkg-edge) as wrangler would. */
 export function workerOptions(port, bindings) {
