@@ -110,12 +110,17 @@ export const launchChromium = () => chromium.launch({ executablePath: CHROMIUM, 
 /**
  * A page where `/api/*` of the app's origin behaves like the edge worker in
  * front of the simulator: the request goes on to `sim.url` with the key added.
- * Collects uncaught page errors and counts /api requests.
+ * Counts /api requests; `seen.crashed` rejects at the page's first uncaught error.
  */
 export async function openPage(browser, sim) {
   const page = await browser.newPage();
   const seen = { api: 0, errors: [] };
-  page.on("pageerror", (e) => seen.errors.push(`pageerror: ${e.message}`));
+  // Rejects at the page's first uncaught error: race it against any wait.
+  seen.crashed = new Promise((_, reject) => page.on("pageerror", (e) => {
+    seen.errors.push(e.message);
+    reject(new Error(`uncaught in the page: ${e.message}`));
+  }));
+  seen.crashed.catch(() => {});
   await page.route(/\/api\//, async (route) => {
     seen.api++;
     const url = new URL(route.request().url());
