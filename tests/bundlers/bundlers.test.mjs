@@ -1,10 +1,11 @@
 // The packed package in real bundlers, each with its default configuration:
-// Vite 8 and Vite 5 (build and dev server), esbuild, webpack 5 and Rollup. The
-// app is the README's "Quick start: browser" as written (its HTML and its
-// script, taken from the README inside the installed package). Each result is
-// loaded in Chromium, where bad input must be refused with no request, and a
-// run must complete against the simulator, with the page's /api standing for
-// the edge worker. No bundler may need to fetch a separate .wasm file.
+// Vite 8 and Vite 5 (build and dev server), esbuild, webpack 5, Rollup and
+// Next.js. The app is the README's "Quick start: browser" as written (its HTML
+// and its script, taken from the README inside the installed package); for
+// Next.js, a React page doing the same. Each result is loaded in Chromium,
+// where bad input must be refused with no request, and a run must complete
+// against the simulator, with the page's /api standing for the edge worker.
+// No bundler may need to fetch a separate .wasm file.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -66,14 +67,17 @@ async function project(b) {
 const bin = (dir, name) => join(dir, "node_modules", ".bin", name);
 const simRequests = async () => Object.values((await simControl(sim.url).stats()).requests).reduce((a, n) => a + n, 0);
 
-/** Drives the README's page at `url`: bad input first, then a real run. */
-async function exercise(url) {
+/**
+ * Drives the README's page at `url` once `ready()` holds in it (by default: the
+ * snippet has set its click handler): bad input first, then a real run.
+ */
+async function exercise(url, ready = () => typeof document.getElementById("go")?.onclick === "function") {
   const { page: tab, seen } = await openPage(browser, sim);
   const wasmFetches = [];
   tab.on("request", (r) => { if (/\.wasm(\?|$)/.test(r.url())) wasmFetches.push(r.url()); });
   try {
     await tab.goto(url);
-    await tab.waitForFunction(() => typeof document.getElementById("go")?.onclick === "function", null, { timeout: 30000 });
+    await Promise.race([seen.crashed, tab.waitForFunction(ready, null, { timeout: 30000 })]);
     await simControl(sim.url).reset();
     seen.api = 0;
 
@@ -102,23 +106,36 @@ async function exercise(url) {
   }
 }
 
-/** Starts `vite` (the dev server, default config) on a free port; resolves with `{url, stop}`. */
-async function viteDev(dir) {
+/** Starts a project's own server (`vite`, `next start`) on a free port, in its own process group; resolves with `{url, stop, output}`. */
+async function startServer(dir, cmd, args) {
   const port = await freePort();
-  const child = spawn(bin(dir, "vite"), ["--host", "127.0.0.1", "--port", String(port), "--strictPort"], { cwd: dir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const env = { ...process.env, NEXT_TELEMETRY_DISABLED: "1" };
+  const child = spawn(bin(dir, cmd), [...args, String(port)], { cwd: dir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => { out += d; });
   child.stderr.on("data", (d) => { out += d; });
   const stop = () => { if (child.exitCode === null) process.kill(-child.pid, "SIGKILL"); };
   const url = `http://127.0.0.1:${port}/`;
   for (let i = 0; i < 150; i++) {
-    if (child.exitCode !== null) throw new Error(`vite exited (${child.exitCode}):\n${out}`);
+    if (child.exitCode !== null) throw new Error(`${cmd} exited (${child.exitCode}):\n${out}`);
     const ok = await fetch(url).then((r) => r.ok, () => false);
     if (ok) return { url, stop, output: () => out };
     await new Promise((r) => setTimeout(r, 200));
   }
   stop();
-  throw new Error(`vite did not answer on ${url} within 30 s:\n${out}`);
+  throw new Error(`${cmd} did not answer on ${url} within 30 s:\n${out}`);
+}
+
+/** Runs `exercise` against a server started by `startServer`, with its output in any failure. */
+async function exerciseServer(server, ready) {
+  try {
+    await exercise(server.url, ready);
+  } catch (e) {
+    e.message += `\n--- server output ---\n${server.output()}`;
+    throw e;
+  } finally {
+    server.stop();
+  }
 }
 
 for (const b of BUNDLERS) {
@@ -140,15 +157,19 @@ for (const b of BUNDLERS) {
   });
   if (b.vite) {
     test(`${b.name}: dev server, default config`, { timeout: TEST_TIMEOUT_MS }, async () => {
-      const server = await viteDev((await project(b)).dir);
-      try {
-        await exercise(server.url);
-      } catch (e) {
-        e.message += `\n--- vite output ---\n${server.output()}`;
-        throw e;
-      } finally {
-        server.stop();
-      }
+      const { dir } = await project(b);
+      await exerciseServer(await startServer(dir, "vite", ["--host", "127.0.0.1", "--strictPort", "--port"]));
     });
   }
 }
+
+// Next.js: its client build of a page that does what the README's snippet
+// does (fixtures/next/app/page.js), prerendered on the server (the Node entry,
+// bundled) and hydrated in the browser (the browser entry).
+test("Next.js: next build, next start, default config", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const dir = await freshProject("next", tarball);
+  projects.set("next", { dir });
+  await sh(bin(dir, "next"), ["build"], { cwd: dir, env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" } });
+  const server = await startServer(dir, "next", ["start", "-H", "127.0.0.1", "-p"]);
+  await exerciseServer(server, () => document.querySelector("main[data-hydrated]") !== null);
+});
