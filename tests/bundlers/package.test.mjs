@@ -50,6 +50,20 @@ test("the tarball has the entries, types, wasm, README and LICENSE, and complete
   assert.match(readFileSync(join(nodeProject, "node_modules/sora-edge/LICENSE"), "utf8"), /^MIT License/);
 });
 
+test("the packed types resolve under TypeScript's nodenext and bundler resolution", async () => {
+  // Only names every build of the API has: the README's calls and the init pair.
+  writeFileSync(join(nodeProject, "types-check.mts"), [
+    'import init, { initSync, run, generate, poll, waitForJob, Client } from "sora-edge";',
+    "export const calls = [init, initSync, run, generate, poll, waitForJob, Client] as const;",
+    'export const pending: Promise<unknown> = run({ prompt: "a boat" }, { baseUrl: "/api" });',
+    "",
+  ].join("\n"));
+  const tsc = join(ROOT, "node_modules/.bin/tsc");
+  const common = ["--strict", "--noEmit", "--skipLibCheck", "false", "--lib", "es2022,dom", "types-check.mts"];
+  await sh(tsc, ["--module", "nodenext", "--moduleResolution", "nodenext", ...common], { cwd: nodeProject });
+  await sh(tsc, ["--module", "esnext", "--moduleResolution", "bundler", ...common], { cwd: nodeProject });
+});
+
 /** Runs the README's Node snippet with `node` in the fresh project; checks it printed a video URL of the simulator. */
 async function nodeQuickStart(node) {
   const [snippet] = readmeBlocks(shippedReadme(nodeProject), "### Quick start: Node").js;
