@@ -52,10 +52,15 @@ const NPM_QUIET = ["--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=er
  */
 export async function freshProject(name, tarball) {
   const dir = tempDir(name);
-  cpSync(join(FIXTURES, name), dir, { recursive: true });
-  await sh("npm", ["ci", ...NPM_QUIET], { cwd: dir });
-  await sh("npm", ["install", tarball, ...NPM_QUIET], { cwd: dir });
-  return dir;
+  try {
+    cpSync(join(FIXTURES, name), dir, { recursive: true });
+    await sh("npm", ["ci", ...NPM_QUIET], { cwd: dir });
+    await sh("npm", ["install", tarball, ...NPM_QUIET], { cwd: dir });
+    return dir;
+  } catch (e) {
+    cleanup(dir);
+    throw e;
+  }
 }
 
 /**
