@@ -18,12 +18,12 @@ DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts
 
 .PHONY: help setup build test test-clean lint test-native test-wasm-node test-wasm-chromium test-types \
-        test-quickstart test-worker size test-summary demo bench
+        test-quickstart test-bundlers test-worker size test-summary demo bench
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
 	@echo "make build   simulator (native) + wasm package (pkg/, pkg-edge/)"
-	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, quick start, size"
+	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, quick start, bundlers, size"
 	@echo "make size    gzip -9 size of the browser build (ceiling SIZE_CEILING=$(SIZE_CEILING) bytes)"
 	@echo "make demo    simulator + edge worker (local workerd) serving the page on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
 
@@ -36,7 +36,7 @@ build:
 	bash scripts/build.sh edge
 
 # ----------------------------------------------------------------------- test
-test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart size
+test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart test-bundlers size
 	@$(MAKE) --no-print-directory test-summary
 
 # Logs of an earlier run must not feed this run's summary.
@@ -70,6 +70,14 @@ test-types:
 
 test-quickstart: | $(ARTIFACTS)
 	node --test --test-reporter=spec tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
+
+# The packed package in fresh projects (tests/bundlers/): the README's quick
+# starts as written (Node, also on Node 18; Worker in workerd; browser) and the
+# browser app built by Vite 8 and 5 (build and dev), esbuild, webpack 5 and
+# Rollup with default configs, run in Chromium against the simulator. About
+# 2.5 minutes on 2 cores, most of it `npm ci` of each fixture's lockfile.
+test-bundlers: | $(ARTIFACTS)
+	node --test --test-reporter=spec tests/bundlers/ 2>&1 | tee $(ARTIFACTS)/bundlers.log
 
 # Per-suite counts from the logs the steps above wrote: cargo test's `test result:`
 # lines, and node:test's spec reporter (`ℹ pass N`, `ℹ fail N`) for every JS

@@ -21,6 +21,7 @@ suites=(
   "e2e|demo page, Chromium"
   "faults|fault matrix"
   "quickstart|quick start, Node"
+  "bundlers|package, bundlers"
 )
 
 # The last `ℹ <name> N` line of a node:test spec log (0 when absent).
