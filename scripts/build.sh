@@ -61,8 +61,8 @@ if [ "$variant" = web ]; then
     --outfile="$out.tmp/sora_edge.min.js"
   mv "$out.tmp/sora_edge.min.js" "$out.tmp/sora_edge.js"
 fi
-# The generated .d.ts says `any` everywhere; ship the precise, tested types.
-cp npm/package.json npm/node.js npm/sora_edge.d.ts "$out.tmp/"
+# The .d.ts is wasm-bindgen's, generated from the Rust types (src/wasm/types.rs).
+cp npm/package.json npm/node.js "$out.tmp/"
 rm -f "$out.tmp/sora_edge_bg.wasm.d.ts" "$out.tmp/.gitignore"
 rm -rf "$out" && mv "$out.tmp" "$out"
 if [ "$variant" = web ]; then

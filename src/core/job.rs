@@ -187,7 +187,7 @@ impl Job {
         if let Some(url) = &video_url {
             if let Err(why) = parse_http_url(url) {
                 let shown = Value::String(url.clone()).shown();
-                return Err(bad(&[
+                let mut e = bad(&[
                     "job ",
                     &id,
                     " has a result URL that ",
@@ -196,7 +196,10 @@ impl Job {
                     &shown,
                     ")",
                 ]
-                .concat()));
+                .concat());
+                // Asking again will not change a finished job's result.
+                e.retryable = false;
+                return Err(e.with_job_id(&id));
             }
         }
         let error = match &upstream.error {
@@ -460,6 +463,10 @@ mod tests {
                     assert!(!ok, "{name}: {}", e.message);
                     assert_eq!(e.code, ErrorCode::BadResponse, "{name}");
                     assert!(e.message.contains("result URL"), "{name}: {}", e.message);
+                    assert!(
+                        !e.retryable,
+                        "{name}: a finished job's result will not change"
+                    );
                 }
             }
         }

@@ -36,7 +36,7 @@ mod imp {
 
     /// `Number(text)`, `None` for NaN. Rust's float parser would cost about 13 KB.
     pub fn parse_number(text: &str) -> Option<f64> {
-        Some(js_sys::Number::new(&JsValue::from_str(text)).value_of()).filter(|n| !n.is_nan())
+        Some(js_sys::Number::from(JsValue::from_str(text)).value_of()).filter(|n| !n.is_nan())
     }
 }
 
