@@ -29,7 +29,7 @@ nightly_ready() {
 build_nightly() {
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
     cargo +nightly build --quiet --release --target wasm32-unknown-unknown --lib "${features[@]}" \
-    --target-dir "$target_dir" -Zbuild-std=std,panic_abort
+    --target-dir "$target_dir" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 }
 # Each variant and toolchain has its own target dir, so builds never overwrite each other.
 built=

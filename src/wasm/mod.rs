@@ -17,7 +17,7 @@ use crate::core::{ErrorCode, GenerateRequest, Job, JobStatus, SoraError, Value};
 use http::{check_aborted, request, sleep};
 use js_sys::{Date, Promise, Reflect, JSON};
 use options::{merge, Options, Transport};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_wasm_bindgen::{from_value, Serializer};
 use std::future::Future;
 use std::pin::Pin;
@@ -141,30 +141,18 @@ struct Submitted<'a> {
     idempotency_key: &'a str,
 }
 
-/// The upstream's answer to a submit: `jobId` (or `id`) and a status.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SubmitAnswer {
-    job_id: Option<String>,
-    id: Option<String>,
-    status: Option<String>,
-}
-
-impl SubmitAnswer {
-    fn read(json: &JsValue) -> Result<(String, String), SoraError> {
-        let answer: Option<SubmitAnswer> = from_value(json.clone()).ok();
-        match answer {
-            Some(SubmitAnswer { job_id, id, status }) => match job_id.or(id) {
-                Some(id) if !id.is_empty() => Ok((id, status.unwrap_or_else(|| "QUEUED".into()))),
-                _ => Err(no_job_id()),
-            },
-            None => Err(no_job_id()),
+/// The job id and status of the upstream's answer to a submit (`jobId`, or
+/// `id`), read as the job it describes.
+fn submitted_job(json: &JsValue) -> Result<(String, String), SoraError> {
+    let no_job_id = || SoraError::new(ErrorCode::BadResponse, "the generate response has no jobId");
+    let answer: UpstreamJob = from_value(json.clone()).map_err(|_| no_job_id())?;
+    match answer.job_id.or(answer.id) {
+        Some(id) if !id.is_empty() => {
+            let status = answer.status.as_ref().map_or("QUEUED", JobStatus::as_str);
+            Ok((id, status.to_string()))
         }
+        _ => Err(no_job_id()),
     }
-}
-
-fn no_job_id() -> SoraError {
-    SoraError::new(ErrorCode::BadResponse, "the generate response has no jobId")
 }
 
 /// Validates and sends; resolves with the job id and status.
@@ -181,10 +169,10 @@ async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, Str
         Some(&request_body),
         &headers,
         None,
-        |json| SubmitAnswer::read(json).map(drop),
+        |json| submitted_job(json).map(drop),
     )
     .await?;
-    SubmitAnswer::read(&json)
+    submitted_job(&json)
 }
 
 /// The validated upstream body for the caller's request, as JSON text.
