@@ -66,14 +66,22 @@ impl GenerateRequest {
     /// # Errors
     /// `invalid_request` naming the first field that breaks a rule.
     pub fn from_client(value: &Value) -> Result<GenerateRequest, SoraError> {
-        let Value::Object(members) = value else {
+        let Value::Object(given) = value else {
             return Err(SoraError::invalid("request", "request must be an object"));
         };
-        for (key, _) in members {
+        // An optional field left `undefined` is absent, as `JSON.stringify`
+        // would have it; serde-wasm-bindgen hands `undefined` over as null.
+        let members: Vec<(String, Value)> = given
+            .iter()
+            .filter(|(_, v)| *v != Value::Null)
+            .cloned()
+            .collect();
+        for (key, _) in &members {
             if !CLIENT_FIELDS.contains(&key.as_str()) {
                 return Err(unknown_client_field(key));
             }
         }
+        let value = &Value::Object(members);
         let mut sora_params = sora_params_of(value, "soraParams")?;
         for (wire, client) in SORA_PARAMS {
             if let Some(v) = value.get(client) {
@@ -565,6 +573,14 @@ mod tests {
             wire_body(&request),
             r#"{"prompt":"p","model":"sora-2-pro","webhookUrl":"https://h.test/w","webhookEvents":["completed"],"soraParams":{"reference_image":"https://e.test/r.png","seed":42,"duration":8,"aspect_ratio":"9:16","resolution":"high","start_image":"https://e.test/i.png"}}"#
         );
+    }
+
+    #[test]
+    fn fields_left_undefined_or_null_are_absent() {
+        let request = client(r#"{"prompt":"a","duration":null,"webhookUrl":null}"#).unwrap();
+        assert_eq!(wire_body(&request), r#"{"prompt":"a","model":"sora-2"}"#);
+        let err = client(r#"{"prompt":null}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("prompt"));
     }
 
     #[test]

@@ -376,6 +376,7 @@ const VALID = [
   ["resolution high with sora-2-pro", { prompt: "x", model: "sora-2-pro", resolution: "high" }],
   ["startImage https", { prompt: "x", startImage: "https://images.example.com/first-frame.png" }],
   ["webhookUrl http to localhost", { prompt: "x", webhookUrl: "http://localhost:9/hook", webhookEvents: ["completed", "failed"] }],
+  ["optional fields left undefined", { prompt: "x", duration: undefined, aspectRatio: undefined }],
 ];
 
 test(`validation: ${INVALID.length} invalid requests reject invalid_request with the camelCase field, before any request`, async (lib, env) => {
