@@ -62,6 +62,9 @@ if [ "$variant" = web ]; then
   mv "$out.tmp/sora_edge.min.js" "$out.tmp/sora_edge.js"
 fi
 # The .d.ts is wasm-bindgen's, generated from the Rust types (src/wasm/types.rs).
+# Its `[Symbol.dispose]` member needs TypeScript's esnext.disposable lib, which a
+# user's `lib: ["es2022", "dom"]` lacks; `free()` stays, and so does the method at run time.
+sed -i '/\[Symbol\.dispose\]/d' "$out.tmp/sora_edge.d.ts"
 cp npm/package.json npm/node.js "$out.tmp/"
 rm -f "$out.tmp/sora_edge_bg.wasm.d.ts" "$out.tmp/.gitignore"
 rm -rf "$out" && mv "$out.tmp" "$out"
