@@ -29,7 +29,7 @@ nightly_ready() {
 build_nightly() {
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
     cargo +nightly build --quiet --release --target wasm32-unknown-unknown --lib "${features[@]}" \
-    --target-dir "$target_dir" -Zbuild-std=std,panic_abort
+    --target-dir "$target_dir" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 }
 # Each variant and toolchain has its own target dir, so builds never overwrite each other.
 built=
@@ -61,8 +61,11 @@ if [ "$variant" = web ]; then
     --outfile="$out.tmp/sora_edge.min.js"
   mv "$out.tmp/sora_edge.min.js" "$out.tmp/sora_edge.js"
 fi
-# The generated .d.ts says `any` everywhere; ship the precise, tested types.
-cp npm/package.json npm/node.js npm/sora_edge.d.ts "$out.tmp/"
+# The .d.ts is wasm-bindgen's, generated from the Rust types (src/wasm/types.rs).
+# Its `[Symbol.dispose]` member needs TypeScript's esnext.disposable lib, which a
+# user's `lib: ["es2022", "dom"]` lacks; `free()` stays, and so does the method at run time.
+sed -i '/\[Symbol\.dispose\]/d' "$out.tmp/sora_edge.d.ts"
+cp npm/package.json npm/node.js "$out.tmp/"
 if [ "$variant" = web ]; then
   # The npm package: per-environment entries (npm/package.json's "exports"),
   # the README and LICENSE for its npm page, and the wasm inlined for browsers

@@ -1,5 +1,9 @@
 //! The one error type, with codes that are stable across releases so that
-//! callers can branch on them.
+//! callers can branch on them. It serializes to the fields of the
+//! JavaScript `SoraEdgeError` (CONTRACT.md §1), so the boundary builds that
+//! error in one place.
+
+use serde::{Serialize, Serializer};
 
 /// What went wrong, as a stable code (`SoraEdgeError.code` in JavaScript).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +70,15 @@ impl ErrorCode {
     }
 }
 
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An error with everything a caller needs to decide what to do next.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SoraError {
     /// The stable code.
     pub code: ErrorCode,
@@ -76,14 +87,19 @@ pub struct SoraError {
     /// Whether retrying the same call may succeed.
     pub retryable: bool,
     /// The HTTP status, when there was a response.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The offending field, for `InvalidRequest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// How long the upstream asked us to wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
     /// The job concerned, when one is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     /// The key a failed `generate` used, so a retry cannot create a second job.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
 
@@ -143,5 +159,37 @@ impl SoraError {
             self.message = out;
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_to_the_javascript_error_fields() {
+        let mut e = SoraError::invalid(
+            "duration",
+            "duration must be one of 4, 8, 10, 12, 15 (got 5)",
+        );
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"invalid_request","message":"duration must be one of 4, 8, 10, 12, 15 (got 5)","retryable":false,"field":"duration"}"#
+        );
+        e = SoraError::new(ErrorCode::RateLimited, "slow down");
+        e.status = Some(429);
+        e.retry_after_ms = Some(1000);
+        e.job_id = Some("j".into());
+        e.idempotency_key = Some("k".into());
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"rate_limited","message":"slow down","retryable":true,"status":429,"retryAfterMs":1000,"jobId":"j","idempotencyKey":"k"}"#
+        );
+    }
+
+    #[test]
+    fn redaction_removes_every_copy_of_the_key() {
+        let e = SoraError::new(ErrorCode::Upstream, "key sk-1 and again sk-1.").redact("sk-1");
+        assert_eq!(e.message, "key [redacted] and again [redacted].");
     }
 }

@@ -3,56 +3,85 @@
 //! are worth another try.
 
 use super::error::{ErrorCode, SoraError};
-use super::json::{parse_u64, u64_text, Json};
+use super::platform::parse_http_date_ms;
+use super::value::{shorten, Value};
+use serde::Deserialize;
 
 /// Longest upstream text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 300;
 
-/// The human message in an error body: `{"message"}`, `{"error": "…"}`,
-/// `{"error": {"message", "code"}}`, `{"detail"}`, or plain text. `None` for
-/// an empty body.
-pub fn error_body_message(body: &str) -> Option<String> {
-    let body = body.trim();
-    if body.is_empty() {
+/// An upstream error body. The docs never give its shape; these are the
+/// members seen in the wild, each of any type (a wrong type is ignored, not
+/// an error: the body is only quoted).
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamErrorBody {
+    message: Option<Value>,
+    error: Option<Value>,
+    detail: Option<Value>,
+    field: Option<Value>,
+}
+
+impl UpstreamErrorBody {
+    /// The human message: `{"message"}`, `{"error": "…"}`,
+    /// `{"error": {"message", "code"}}` or `{"detail"}`.
+    fn message(&self) -> Option<String> {
+        let error = self.error.as_ref();
+        let message = [
+            self.message.as_ref(),
+            error,
+            error.and_then(|e| e.get("message")),
+            self.detail.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Value::as_str)?;
+        Some(
+            match error.and_then(|e| e.get("code")).and_then(Value::as_str) {
+                Some(code) => [message, " (", code, ")"].concat(),
+                None => message.to_string(),
+            },
+        )
+    }
+
+    /// The field the body names, when it names one.
+    fn field(&self) -> Option<String> {
+        let error_field = self.error.as_ref().and_then(|e| e.get("field"));
+        self.field
+            .as_ref()
+            .or(error_field)?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+/// The message of an error body: its JSON message when `parsed` has one,
+/// else its text. `None` for an empty body.
+pub fn quoted_error_body(text: &str, parsed: Option<&UpstreamErrorBody>) -> Option<String> {
+    let text = text.trim();
+    if text.is_empty() {
         return None;
     }
-    let text = match Json::parse(body) {
-        Ok(json) => {
-            let error = json.get("error");
-            let from_json = json
-                .get("message")
-                .and_then(Json::as_str)
-                .or_else(|| error.and_then(Json::as_str))
-                .or_else(|| error.and_then(|e| e.get("message")).and_then(Json::as_str))
-                .or_else(|| json.get("detail").and_then(Json::as_str))
-                .map(str::to_string);
-            let code = error.and_then(|e| e.get("code")).and_then(Json::as_str);
-            match (from_json, code) {
-                (Some(message), Some(code)) => [&message, " (", code, ")"].concat(),
-                (Some(message), None) => message,
-                (None, _) => body.to_string(),
-            }
-        }
-        Err(_) => body.to_string(),
-    };
-    Some(shorten(&text))
+    let message = parsed.and_then(UpstreamErrorBody::message);
+    Some(shorten(
+        message.unwrap_or_else(|| text.to_string()),
+        MAX_QUOTED_CHARS,
+    ))
 }
 
-/// The field an upstream error body names, when it names one.
-pub fn error_body_field(body: &str) -> Option<String> {
-    let json = Json::parse(body.trim()).ok()?;
-    let field = json
-        .get("field")
-        .or_else(|| json.get("error").and_then(|e| e.get("field")))?;
-    field.as_str().map(str::to_string)
-}
-
-fn shorten(text: &str) -> String {
-    super::json::shorten(text.to_string(), MAX_QUOTED_CHARS)
+/// [`quoted_error_body`] of a body read as JSON here, for the edge code.
+#[cfg(feature = "edge")]
+pub fn error_body_message(text: &str) -> Option<String> {
+    quoted_error_body(text, serde_json::from_str(text.trim()).ok().as_ref())
 }
 
 /// The error for a non-2xx answer.
-pub fn error_from_status(status: u16, body: &str, retry_after_ms: Option<u64>) -> SoraError {
+/// `parsed` is the body read as JSON, when it is JSON.
+pub fn error_from_status(
+    status: u16,
+    body: &str,
+    parsed: Option<&UpstreamErrorBody>,
+    retry_after_ms: Option<u64>,
+) -> SoraError {
     let code = match status {
         400 | 409 | 413 | 415 | 422 => ErrorCode::InvalidRequest,
         401 => ErrorCode::Unauthorized,
@@ -63,20 +92,14 @@ pub fn error_from_status(status: u16, body: &str, retry_after_ms: Option<u64>) -
         429 => ErrorCode::RateLimited,
         _ => ErrorCode::Upstream,
     };
-    let detail = error_body_message(body).unwrap_or_else(|| "no details".to_string());
-    let message = [
-        "Apiframe answered ",
-        &u64_text(status.into()),
-        ": ",
-        &detail,
-    ]
-    .concat();
+    let detail = quoted_error_body(body, parsed).unwrap_or_else(|| "no details".to_string());
+    let message = ["Apiframe answered ", &status.to_string(), ": ", &detail].concat();
     let mut error = SoraError::new(code, message);
     error.status = Some(status);
     error.retryable = is_retryable_status(status);
     error.retry_after_ms = retry_after_ms;
     if code == ErrorCode::InvalidRequest {
-        error.field = error_body_field(body);
+        error.field = parsed.and_then(UpstreamErrorBody::field);
     }
     error
 }
@@ -87,78 +110,26 @@ pub fn is_retryable_status(status: u16) -> bool {
 }
 
 /// Parses `Retry-After` into milliseconds from `now_ms` (Unix epoch ms):
-/// delta-seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime). A date in
-/// the past means "now" (0). Garbage gives `None`.
+/// delta-seconds, or an HTTP date. A date in the past means "now" (0).
+/// Garbage gives `None`. The date itself is the platform's to parse.
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        let seconds = parse_u64(value).unwrap_or(u64::MAX / 1000);
+        let seconds = value
+            .bytes()
+            .try_fold(0u64, |n, b| {
+                n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            })
+            .unwrap_or(u64::MAX / 1000);
         return Some(seconds.saturating_mul(1000));
     }
-    let at_ms = parse_http_date(value)?;
-    Some(at_ms.saturating_sub(now_ms))
-}
-
-/// An HTTP date as Unix epoch milliseconds.
-pub fn parse_http_date(value: &str) -> Option<u64> {
-    let words: Vec<&str> = value.split([' ', ',']).filter(|w| !w.is_empty()).collect();
-    // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-    // RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT
-    // asctime:     Sun Nov  6 08:49:37 1994
-    let (day, month, year, time) = match words.as_slice() {
-        [_, day, month, year, time, "GMT"] => (*day, *month, digits(year, 4)?, *time),
-        [_, date, time, "GMT"] => {
-            let mut parts = date.split('-');
-            let (day, month, year) = (parts.next()?, parts.next()?, digits(parts.next()?, 4)?);
-            (
-                day,
-                month,
-                if year < 50 {
-                    2000 + year
-                } else if year < 100 {
-                    1900 + year
-                } else {
-                    year
-                },
-                *time,
-            )
-        }
-        [_, month, day, time, year] => (*day, *month, digits(year, 4)?, *time),
-        _ => return None,
-    };
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == month)? as i64
-        + 1;
-    let day = digits(day, 2)?;
-    let mut hms = time.split(':').map(|p| digits(p, 2));
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || hms.next().is_some() {
+    // Every HTTP-date form starts with the day's name. `Date.parse` reads
+    // far more than dates ("1.5", "-5"), so nothing else reaches it.
+    if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
-    u64::try_from(seconds).ok().map(|s| s * 1000)
-}
-
-/// A field of 1 to `max_len` ASCII digits: no sign, so no field can be
-/// negative and no date can overflow the arithmetic below.
-fn digits(text: &str, max_len: usize) -> Option<i64> {
-    if text.is_empty() || text.len() > max_len || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    parse_u64(text).and_then(|n| i64::try_from(n).ok())
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at_ms = parse_http_date_ms(value)?;
+    Some((at_ms - now_ms as f64).max(0.0) as u64)
 }
 
 #[cfg(test)]
@@ -200,10 +171,15 @@ mod tests {
             ("whitespace", "  \n ", None),
         ];
         for (name, body, expected) in cases {
-            assert_eq!(error_body_message(body).as_deref(), expected, "{name}");
+            let parsed = serde_json::from_str(body).ok();
+            assert_eq!(
+                quoted_error_body(body, parsed.as_ref()).as_deref(),
+                expected,
+                "{name}"
+            );
         }
         assert!(
-            error_body_message(&"x".repeat(10_000))
+            quoted_error_body(&"x".repeat(10_000), None)
                 .unwrap()
                 .chars()
                 .count()
@@ -228,18 +204,16 @@ mod tests {
             (418, "upstream", false),
         ];
         for (status, code, retryable) in cases {
-            let error = error_from_status(status, "", None);
+            let error = error_from_status(status, "", None, None);
             assert_eq!(
                 (error.code.as_str(), error.retryable, error.status),
                 (code, retryable, Some(status)),
                 "{status}"
             );
         }
-        let named = error_from_status(
-            400,
-            r#"{"error":{"code":"invalid_request","message":"bad","field":"soraParams.duration"}}"#,
-            None,
-        );
+        let body =
+            r#"{"error":{"code":"invalid_request","message":"bad","field":"soraParams.duration"}}"#;
+        let named = error_from_status(400, body, serde_json::from_str(body).ok().as_ref(), None);
         assert_eq!(named.field.as_deref(), Some("soraParams.duration"));
     }
 
@@ -272,11 +246,18 @@ mod tests {
     }
 
     #[test]
-    fn epoch_and_leap_days() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"),
-            Some(1_709_164_800_000)
-        );
+    fn http_dates_through_the_platform_parser() {
+        let cases = [
+            ("epoch", "Thu, 01 Jan 1970 00:00:00 GMT", Some(0.0)),
+            (
+                "leap_day",
+                "Thu, 29 Feb 2024 00:00:00 GMT",
+                Some(1_709_164_800_000.0),
+            ),
+            ("garbage", "soon", None),
+        ];
+        for (name, text, expected) in cases {
+            assert_eq!(parse_http_date_ms(text), expected, "{name}");
+        }
     }
 }

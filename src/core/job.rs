@@ -1,8 +1,15 @@
-//! The upstream job, parsed defensively: every documented `result` shape is
-//! normalised to one `video_url`, and an unknown status counts as running.
+//! The upstream job, read defensively: every documented `result` shape is
+//! normalised to one `video_url` (http(s) only), and an unknown status
+//! counts as running.
 
 use super::error::{ErrorCode, SoraError};
-use super::json::{u64_text, write_string, Json};
+use super::platform::parse_number;
+use super::url::parse_http_url;
+use super::value::Value;
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use serde::{Serialize, Serializer};
+use std::fmt;
 
 /// A job's lifecycle state, matching the wire spelling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +25,6 @@ pub enum JobStatus {
     /// A status the docs do not list: treated as still running.
     Other(String),
 }
-
 impl JobStatus {
     /// Parses the wire spelling (case-insensitively, so `completed` from a
     /// look-alike upstream also works).
@@ -58,166 +64,182 @@ impl JobStatus {
     }
 }
 
-/// A job as the client library reports it.
-#[derive(Clone, Debug, PartialEq)]
+impl Serialize for JobStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JobStatus, D::Error> {
+        struct StatusVisitor;
+        impl Visitor<'_> for StatusVisitor {
+            type Value = JobStatus;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status string")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<JobStatus, E> {
+                Ok(JobStatus::parse(text))
+            }
+        }
+        d.deserialize_str(StatusVisitor)
+    }
+}
+
+/// A status-read body or a webhook payload, as the upstream sends it.
+/// Members whose shape varies are kept as [`Value`]s and read by
+/// [`Job::from_upstream`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamJob {
+    /// On status reads.
+    pub id: Option<String>,
+    /// In webhook payloads.
+    pub job_id: Option<String>,
+    /// The wire status.
+    pub status: Option<JobStatus>,
+    /// A number, or a number in a string.
+    pub progress: Option<Value>,
+    /// Any documented `result` shape.
+    pub result: Option<Value>,
+    /// A reason string, or `{"message"}`.
+    pub error: Option<Value>,
+    /// The model.
+    pub model: Option<String>,
+    /// Credits charged.
+    pub credit_cost: Option<f64>,
+    /// When the job was created.
+    pub created_at: Option<String>,
+    /// When it finished; `Some(None)` is an explicit `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub completed_at: Option<Option<String>>,
+}
+
+/// A member that is present, `null` included: `Some(None)` for `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A job as the client library reports it: the JavaScript `Job` without
+/// `raw`, which the boundary attaches as received.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Job {
     /// The job id (`id` on status reads, `jobId` in webhooks).
     pub id: String,
     /// The lifecycle state.
     pub status: JobStatus,
     /// 0 to 100; 100 once COMPLETED.
+    #[serde(serialize_with = "one_decimal")]
     pub progress: f64,
     /// The video, from whichever `result` shape arrived.
     pub video_url: Option<String>,
     /// The upstream's reason, when FAILED.
     pub error: Option<String>,
     /// Fields passed on as received when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Credits charged, as the upstream's number text.
-    pub credit_cost: Option<String>,
+    /// Credits charged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_cost: Option<f64>,
     /// When the job was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// When it finished; `Some(None)` is an explicit `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Option<String>>,
 }
 
+/// Progress with at most one decimal.
+fn one_decimal<S: Serializer>(progress: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((progress * 10.0).round() / 10.0)
+}
+
 impl Job {
-    /// Parses a status-read body or a webhook payload.
+    /// Reads an upstream job.
     ///
     /// # Errors
-    /// `bad_response` when there is no id or no status.
-    pub fn from_json(value: &Json) -> Result<Job, SoraError> {
-        let bad = |what: &str| {
-            SoraError::new(
-                ErrorCode::BadResponse,
-                ["job response has no ", what].concat(),
-            )
-        };
-        if value.as_object().is_none() {
-            return Err(SoraError::new(
-                ErrorCode::BadResponse,
-                "job response is not a JSON object",
-            ));
-        }
-        let id = value
-            .get("id")
-            .or_else(|| value.get("jobId"))
-            .and_then(Json::as_str)
+    /// `bad_response` when there is no id or no status, or when the result
+    /// URL is not http(s): pages put it straight into `<video src>`.
+    pub fn from_upstream(upstream: UpstreamJob) -> Result<Job, SoraError> {
+        let bad = |what: &str| SoraError::new(ErrorCode::BadResponse, what.to_string());
+        let id = upstream
+            .id
+            .or(upstream.job_id)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("id"))?;
-        let status = JobStatus::parse(
-            value
-                .get("status")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad("status"))?,
-        );
-        let reported = value
-            .get("progress")
-            .and_then(Json::as_decimal)
-            .unwrap_or(0.0);
+            .ok_or_else(|| bad("job response has no id"))?;
+        let status = upstream
+            .status
+            .ok_or_else(|| bad("job response has no status"))?;
+        let reported = match &upstream.progress {
+            Some(Value::Number(n)) => *n,
+            Some(Value::String(text)) => parse_number(text.trim()).unwrap_or(0.0),
+            _ => 0.0,
+        };
         let progress = if status == JobStatus::Completed {
             100.0
+        } else if reported.is_nan() {
+            0.0
         } else {
             reported.clamp(0.0, 100.0)
         };
-        let text = |key: &str| value.get(key).and_then(Json::as_str).map(str::to_string);
-        let error = match value.get("error") {
-            Some(Json::String(s)) => Some(s.clone()),
-            Some(Json::Object(_)) => value
-                .get("error")
-                .and_then(|e| e.get("message"))
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            _ => None,
+        let video_url = normalise_result(upstream.result.as_ref());
+        if let Some(url) = &video_url {
+            if let Err(why) = parse_http_url(url) {
+                let shown = Value::String(url.clone()).shown();
+                let mut e = bad(&[
+                    "job ",
+                    &id,
+                    " has a result URL that ",
+                    why,
+                    " (got ",
+                    &shown,
+                    ")",
+                ]
+                .concat());
+                // Asking again will not change a finished job's result.
+                e.retryable = false;
+                return Err(e.with_job_id(&id));
+            }
+        }
+        let error = match &upstream.error {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(e) => e.get("message").and_then(Value::as_str).map(str::to_string),
+            None => None,
         };
         Ok(Job {
-            id: id.to_string(),
+            id,
             progress,
-            video_url: normalise_result(value.get("result")),
+            video_url,
             error: error.or_else(|| {
                 (status == JobStatus::Failed).then(|| "the job failed without a reason".to_string())
             }),
-            model: text("model"),
-            credit_cost: match value.get("creditCost") {
-                Some(Json::Number(n)) => Some(n.clone()),
-                _ => None,
-            },
-            created_at: text("createdAt"),
-            completed_at: value
-                .get("completedAt")
-                .map(|v| v.as_str().map(str::to_string)),
+            model: upstream.model,
+            credit_cost: upstream.credit_cost,
+            created_at: upstream.created_at,
+            completed_at: upstream.completed_at,
             status,
         })
-    }
-
-    /// The job as the JSON object the JavaScript `Job` type describes
-    /// (without `raw`, which the boundary attaches as received).
-    pub fn to_client_json(&self) -> String {
-        let mut out = String::from("{\"id\":");
-        write_string(&mut out, &self.id);
-        out.push_str(",\"status\":");
-        write_string(&mut out, self.status.as_str());
-        out.push_str(",\"progress\":");
-        write_progress(&mut out, self.progress);
-        out.push_str(",\"videoUrl\":");
-        write_optional(&mut out, self.video_url.as_deref());
-        out.push_str(",\"error\":");
-        write_optional(&mut out, self.error.as_deref());
-        if let Some(model) = &self.model {
-            out.push_str(",\"model\":");
-            write_string(&mut out, model);
-        }
-        if let Some(cost) = &self.credit_cost {
-            out.push_str(",\"creditCost\":");
-            out.push_str(cost);
-        }
-        if let Some(created) = &self.created_at {
-            out.push_str(",\"createdAt\":");
-            write_string(&mut out, created);
-        }
-        if let Some(completed) = &self.completed_at {
-            out.push_str(",\"completedAt\":");
-            write_optional(&mut out, completed.as_deref());
-        }
-        out.push('}');
-        out
-    }
-}
-
-/// Progress with at most one decimal, written without float formatting.
-fn write_progress(out: &mut String, progress: f64) {
-    let tenths = (progress * 10.0).round() as u32;
-    out.push_str(&u64_text(u64::from(tenths / 10)));
-    if tenths % 10 != 0 {
-        out.push('.');
-        out.push(char::from(b'0' + (tenths % 10) as u8));
-    }
-}
-
-fn write_optional(out: &mut String, value: Option<&str>) {
-    match value {
-        Some(s) => write_string(out, s),
-        None => out.push_str("null"),
     }
 }
 
 /// The video URL from any documented `result` shape: a bare URL string,
 /// `{"videoUrl": …}`, or `{"videos": [...]}` (of strings or objects), plus the
 /// near variants `url` and `video_url`. `None` for null and anything else.
-pub fn normalise_result(result: Option<&Json>) -> Option<String> {
-    fn url_in(value: &Json) -> Option<String> {
+pub fn normalise_result(result: Option<&Value>) -> Option<String> {
+    fn url_in(value: &Value) -> Option<String> {
         match value {
-            Json::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Json::Object(_) => ["videoUrl", "video_url", "url"]
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Object(_) => ["videoUrl", "video_url", "url"]
                 .iter()
-                .find_map(|k| value.get(k).and_then(Json::as_str))
+                .find_map(|k| value.get(k).and_then(Value::as_str))
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| s.trim().to_string())
                 .or_else(|| {
-                    value
-                        .get("videos")
-                        .and_then(Json::as_array)
-                        .and_then(|v| v.iter().find_map(url_in))
+                    value.get("videos").and_then(|v| match v {
+                        Value::Array(items) => items.iter().find_map(url_in),
+                        _ => None,
+                    })
                 }),
             _ => None,
         }
@@ -229,8 +251,15 @@ pub fn normalise_result(result: Option<&Json>) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn read(text: &str) -> Result<Job, SoraError> {
+        match serde_json::from_str::<UpstreamJob>(text) {
+            Ok(upstream) => Job::from_upstream(upstream),
+            Err(e) => Err(SoraError::new(ErrorCode::BadResponse, e.to_string())),
+        }
+    }
+
     fn parse(text: &str) -> Job {
-        Job::from_json(&Json::parse(text).unwrap()).unwrap()
+        read(text).unwrap()
     }
 
     #[test]
@@ -267,7 +296,7 @@ mod tests {
             ("array_garbage", "[1,2]".to_string(), None),
         ];
         for (name, text, expected) in cases {
-            let value = Json::parse(&text).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(
                 normalise_result(Some(&value)).as_deref(),
                 expected,
@@ -287,8 +316,8 @@ mod tests {
         assert_eq!(job.status, JobStatus::Processing);
         assert_eq!(job.progress, 65.0);
         assert_eq!(
-            job.to_client_json(),
-            r#"{"id":"a1b2c3d4-0000-4000-8000-000000000000","status":"PROCESSING","progress":65,"videoUrl":null,"error":null,"model":"sora-2","creditCost":8,"createdAt":"2026-03-15T10:00:00.000Z","completedAt":null}"#
+            serde_json::to_string(&job).unwrap(),
+            r#"{"id":"a1b2c3d4-0000-4000-8000-000000000000","status":"PROCESSING","progress":65.0,"videoUrl":null,"error":null,"model":"sora-2","creditCost":8.0,"createdAt":"2026-03-15T10:00:00.000Z","completedAt":null}"#
         );
     }
 
@@ -391,7 +420,7 @@ mod tests {
             r#"{"id":"j"}"#,
             r#"{"id":"","status":"QUEUED"}"#,
         ] {
-            let err = Job::from_json(&Json::parse(text).unwrap()).unwrap_err();
+            let err = read(text).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadResponse, "{text}");
         }
     }
@@ -399,10 +428,47 @@ mod tests {
     #[test]
     fn fractional_progress_is_written_with_one_decimal() {
         let job = parse(r#"{"id":"j","status":"PROCESSING","progress":45.55}"#);
-        assert!(
-            job.to_client_json().contains("\"progress\":45.6"),
-            "{}",
-            job.to_client_json()
-        );
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains("\"progress\":45.6"), "{text}");
+    }
+
+    #[test]
+    fn only_http_result_urls_reach_the_caller() {
+        let cases = [
+            ("https", r#""https://v.test/a.mp4""#, true),
+            ("http", r#"{"videoUrl":"http://127.0.0.1:9/a.mp4"}"#, true),
+            (
+                "javascript",
+                r#""javascript:alert(document.domain)""#,
+                false,
+            ),
+            (
+                "data",
+                r#"{"videoUrl":"data:text/html,<script>alert(1)</script>"}"#,
+                false,
+            ),
+            (
+                "javascript_in_videos",
+                r#"{"videos":[{"url":"JavaScript:alert(1)"}]}"#,
+                false,
+            ),
+            ("relative", r#""/videos/a.mp4""#, false),
+            ("ftp", r#""ftp://v.test/a.mp4""#, false),
+        ];
+        for (name, result, ok) in cases {
+            let text = format!(r#"{{"id":"j","status":"COMPLETED","result":{result}}}"#);
+            match read(&text) {
+                Ok(job) => assert!(ok, "{name}: accepted {:?}", job.video_url),
+                Err(e) => {
+                    assert!(!ok, "{name}: {}", e.message);
+                    assert_eq!(e.code, ErrorCode::BadResponse, "{name}");
+                    assert!(e.message.contains("result URL"), "{name}: {}", e.message);
+                    assert!(
+                        !e.retryable,
+                        "{name}: a finished job's result will not change"
+                    );
+                }
+            }
+        }
     }
 }

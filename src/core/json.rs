@@ -474,6 +474,47 @@ impl Parser<'_> {
     }
 }
 
+/// The edge code's calls into the serde-typed core, through JSON text. They
+/// go when the edge code moves to serde_json (issue 9).
+mod serde_adapters {
+    use super::Json;
+    use crate::core::error::{ErrorCode, SoraError};
+    use crate::core::job::{Job, UpstreamJob};
+    use crate::core::request::GenerateRequest;
+    use crate::core::value::Value;
+
+    fn value_of(json: &Json) -> Value {
+        serde_json::from_str(&json.to_json()).unwrap_or(Value::Null)
+    }
+
+    impl GenerateRequest {
+        /// [`GenerateRequest::from_wire`] of a parsed body.
+        ///
+        /// # Errors
+        /// `invalid_request` naming the first field that breaks a rule.
+        pub fn from_wire_json(json: &Json) -> Result<GenerateRequest, SoraError> {
+            GenerateRequest::from_wire(&value_of(json))
+        }
+
+        /// The body for `POST /v2/videos/generate`, as JSON text.
+        pub fn wire_body(&self) -> String {
+            serde_json::to_string(&self.wire()).unwrap_or_default()
+        }
+    }
+
+    impl Job {
+        /// [`Job::from_upstream`] of a parsed body.
+        ///
+        /// # Errors
+        /// `bad_response` for anything that is not a job.
+        pub fn from_json(json: &Json) -> Result<Job, SoraError> {
+            let upstream: UpstreamJob = serde_json::from_str(&json.to_json())
+                .map_err(|e| SoraError::new(ErrorCode::BadResponse, e.to_string()))?;
+            Job::from_upstream(upstream)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,9 @@
 //! errors name the field as the caller spelled it.
 
 use super::error::SoraError;
-use super::json::{u64_text, Json};
-use super::url::{is_loopback, parse_http_url};
+use super::url::parse_http_url;
+use super::value::Value;
+use serde::Serialize;
 
 /// The longest prompt the upstream accepts, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
@@ -36,7 +37,7 @@ pub struct GenerateRequest {
     /// Which events it posts.
     pub webhook_events: Option<Vec<String>>,
     /// The upstream's `soraParams`: validated known keys plus pass-through extras.
-    pub sora_params: Vec<(String, Json)>,
+    pub sora_params: Vec<(String, Value)>,
 }
 
 /// The `soraParams` keys with documented rules, and their client-dialect names.
@@ -64,15 +65,23 @@ impl GenerateRequest {
     ///
     /// # Errors
     /// `invalid_request` naming the first field that breaks a rule.
-    pub fn from_client_json(value: &Json) -> Result<GenerateRequest, SoraError> {
-        let members = value
-            .as_object()
-            .ok_or_else(|| SoraError::invalid("request", "request must be an object"))?;
-        for (key, _) in members {
+    pub fn from_client(value: &Value) -> Result<GenerateRequest, SoraError> {
+        let Value::Object(given) = value else {
+            return Err(SoraError::invalid("request", "request must be an object"));
+        };
+        // An optional field left `undefined` is absent, as `JSON.stringify`
+        // would have it; serde-wasm-bindgen hands `undefined` over as null.
+        let members: Vec<(String, Value)> = given
+            .iter()
+            .filter(|(_, v)| *v != Value::Null)
+            .cloned()
+            .collect();
+        for (key, _) in &members {
             if !CLIENT_FIELDS.contains(&key.as_str()) {
                 return Err(unknown_client_field(key));
             }
         }
+        let value = &Value::Object(members);
         let mut sora_params = sora_params_of(value, "soraParams")?;
         for (wire, client) in SORA_PARAMS {
             if let Some(v) = value.get(client) {
@@ -88,8 +97,8 @@ impl GenerateRequest {
     ///
     /// # Errors
     /// `invalid_request` naming the first field that breaks a rule.
-    pub fn from_wire_json(value: &Json) -> Result<GenerateRequest, SoraError> {
-        if value.as_object().is_none() {
+    pub fn from_wire(value: &Value) -> Result<GenerateRequest, SoraError> {
+        if !matches!(value, Value::Object(_)) {
             return Err(SoraError::invalid("body", "body must be a JSON object"));
         }
         let sora_params = sora_params_of(value, "soraParams")?;
@@ -103,16 +112,16 @@ impl GenerateRequest {
     }
 
     fn build(
-        value: &Json,
+        value: &Value,
         model_field: &str,
         default_model: Option<&str>,
         webhook_field: &str,
-        sora_params: Vec<(String, Json)>,
+        sora_params: Vec<(String, Value)>,
     ) -> Result<GenerateRequest, SoraError> {
         let prompt = check_prompt(value.get("prompt"))?;
         let model = match (value.get(model_field), default_model) {
             (None, Some(default)) => default.to_string(),
-            (v, _) => one_of(model_field, v.unwrap_or(&Json::Null), &MODELS)?.to_string(),
+            (v, _) => one_of(model_field, v.unwrap_or(&Value::Null), &MODELS)?.to_string(),
         };
         let resolution_is_high = sora_params
             .iter()
@@ -152,25 +161,37 @@ impl GenerateRequest {
     }
 
     /// The body for `POST /v2/videos/generate`.
-    pub fn wire_body(&self) -> String {
-        let mut members = vec![
-            ("prompt".to_string(), Json::String(self.prompt.clone())),
-            ("model".to_string(), Json::String(self.model.clone())),
-        ];
-        if let Some(url) = &self.webhook_url {
-            members.push(("webhookUrl".to_string(), Json::String(url.clone())));
+    pub fn wire(&self) -> WireRequest<'_> {
+        WireRequest {
+            prompt: &self.prompt,
+            model: &self.model,
+            webhook_url: self.webhook_url.as_deref(),
+            webhook_events: self.webhook_events.as_deref(),
+            sora_params: (!self.sora_params.is_empty()).then_some(SoraParams(&self.sora_params)),
         }
-        if let Some(events) = &self.webhook_events {
-            let events = events.iter().map(|e| Json::String(e.clone())).collect();
-            members.push(("webhookEvents".to_string(), Json::Array(events)));
-        }
-        if !self.sora_params.is_empty() {
-            members.push((
-                "soraParams".to_string(),
-                Json::Object(self.sora_params.clone()),
-            ));
-        }
-        Json::Object(members).to_json()
+    }
+}
+
+/// The upstream's generate body, in its own spelling.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRequest<'a> {
+    prompt: &'a str,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_events: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sora_params: Option<SoraParams<'a>>,
+}
+
+/// `soraParams` as an object, its members in order.
+pub struct SoraParams<'a>(&'a [(String, Value)]);
+
+impl Serialize for SoraParams<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
@@ -198,13 +219,13 @@ fn unknown_client_field(key: &str) -> SoraError {
 }
 
 /// The `soraParams` object, with its documented keys checked under the wire names.
-fn sora_params_of(value: &Json, field: &str) -> Result<Vec<(String, Json)>, SoraError> {
+fn sora_params_of(value: &Value, field: &str) -> Result<Vec<(String, Value)>, SoraError> {
     let Some(params) = value.get(field) else {
         return Ok(Vec::new());
     };
-    let members = params
-        .as_object()
-        .ok_or_else(|| rule_broken(field, "must be an object", params))?;
+    let Value::Object(members) = params else {
+        return Err(rule_broken(field, "must be an object", params));
+    };
     for (key, v) in members {
         if SORA_PARAMS.iter().any(|(wire, _)| wire == key) {
             check_sora_param(key, v, &[field, ".", key].concat())?;
@@ -213,7 +234,7 @@ fn sora_params_of(value: &Json, field: &str) -> Result<Vec<(String, Json)>, Sora
     Ok(members.to_vec())
 }
 
-fn check_sora_param(wire_key: &str, value: &Json, field: &str) -> Result<(), SoraError> {
+fn check_sora_param(wire_key: &str, value: &Value, field: &str) -> Result<(), SoraError> {
     match wire_key {
         "duration" => check_duration(value, field),
         "aspect_ratio" => one_of(field, value, &ASPECT_RATIOS).map(drop),
@@ -222,7 +243,7 @@ fn check_sora_param(wire_key: &str, value: &Json, field: &str) -> Result<(), Sor
     }
 }
 
-fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
+fn check_prompt(value: Option<&Value>) -> Result<String, SoraError> {
     let prompt = match value {
         None => {
             return Err(SoraError::invalid(
@@ -230,7 +251,7 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
                 "prompt is required (a string of 1 to 4000 characters)",
             ))
         }
-        Some(Json::String(s)) => s,
+        Some(Value::String(s)) => s,
         Some(other) => {
             return Err(rule_broken(
                 "prompt",
@@ -239,7 +260,7 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
             ))
         }
     };
-    let chars = super::json::char_count(prompt);
+    let chars = prompt.chars().count();
     if chars == 0 || prompt.trim().is_empty() {
         return Err(SoraError::invalid(
             "prompt",
@@ -251,9 +272,9 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
             "prompt",
             [
                 "prompt must be at most ",
-                &u64_text(MAX_PROMPT_CHARS as u64),
+                &MAX_PROMPT_CHARS.to_string(),
                 " characters (got ",
-                &u64_text(chars as u64),
+                &chars.to_string(),
                 ")",
             ]
             .concat(),
@@ -262,14 +283,14 @@ fn check_prompt(value: Option<&Json>) -> Result<String, SoraError> {
     Ok(prompt.clone())
 }
 
-fn check_duration(value: &Json, field: &str) -> Result<(), SoraError> {
-    match value.as_i64() {
-        Some(d) if DURATIONS.contains(&d) => Ok(()),
+fn check_duration(value: &Value, field: &str) -> Result<(), SoraError> {
+    match value {
+        Value::Number(d) if DURATIONS.iter().any(|&allowed| allowed as f64 == *d) => Ok(()),
         _ => Err(rule_broken(field, "must be one of 4, 8, 10, 12, 15", value)),
     }
 }
 
-fn one_of<'a>(field: &str, value: &'a Json, allowed: &[&str]) -> Result<&'a str, SoraError> {
+fn one_of<'a>(field: &str, value: &'a Value, allowed: &[&str]) -> Result<&'a str, SoraError> {
     match value.as_str() {
         Some(s) if allowed.contains(&s) => Ok(s),
         _ => {
@@ -291,7 +312,7 @@ fn one_of<'a>(field: &str, value: &'a Json, allowed: &[&str]) -> Result<&'a str,
     }
 }
 
-fn check_image_url(value: &Json, field: &str) -> Result<(), SoraError> {
+fn check_image_url(value: &Value, field: &str) -> Result<(), SoraError> {
     let text = value
         .as_str()
         .ok_or_else(|| rule_broken(field, "must be an absolute http(s) URL string", value))?;
@@ -300,12 +321,12 @@ fn check_image_url(value: &Json, field: &str) -> Result<(), SoraError> {
         .map_err(|why| rule_broken(field, why, value))
 }
 
-fn check_webhook_url(field: &str, value: &Json) -> Result<String, SoraError> {
+fn check_webhook_url(field: &str, value: &Value) -> Result<String, SoraError> {
     let text = value
         .as_str()
         .ok_or_else(|| rule_broken(field, "must be an absolute https URL string", value))?;
     let url = parse_http_url(text).map_err(|why| rule_broken(field, why, value))?;
-    if !url.secure && !is_loopback(url.host) {
+    if !url.secure && !url.loopback {
         return Err(rule_broken(
             field,
             "must use https (plain http is allowed only for localhost)",
@@ -315,7 +336,7 @@ fn check_webhook_url(field: &str, value: &Json) -> Result<String, SoraError> {
     Ok(text.to_string())
 }
 
-fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
+fn check_webhook_events(value: &Value) -> Result<Vec<String>, SoraError> {
     let field = "webhookEvents";
     let bad = || {
         rule_broken(
@@ -324,7 +345,9 @@ fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
             value,
         )
     };
-    let items = value.as_array().ok_or_else(bad)?;
+    let Value::Array(items) = value else {
+        return Err(bad());
+    };
     let mut events = Vec::with_capacity(items.len());
     for item in items {
         match item.as_str() {
@@ -335,23 +358,17 @@ fn check_webhook_events(value: &Json) -> Result<Vec<String>, SoraError> {
     Ok(events)
 }
 
-/// A value as quoted in an error message: its JSON, shortened so a huge
-/// prompt does not make a huge message.
-fn shown(value: &Json) -> String {
-    super::json::shorten(value.to_json(), 80)
-}
-
 /// `{field} {rule} (got {value})`: the shape of most messages here, built
 /// without `format!` so the wasm build links no `core::fmt`.
-fn rule_broken(field: &str, rule: &str, value: &Json) -> SoraError {
+fn rule_broken(field: &str, rule: &str, value: &Value) -> SoraError {
     SoraError::invalid(
         field,
-        [field, " ", rule, " (got ", &shown(value), ")"].concat(),
+        [field, " ", rule, " (got ", &value.shown(), ")"].concat(),
     )
 }
 
 /// Sets `key` in an object's members, replacing an existing entry in place.
-pub fn set_member(members: &mut Vec<(String, Json)>, key: &str, value: Json) {
+pub fn set_member<V>(members: &mut Vec<(String, V)>, key: &str, value: V) {
     match members.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => slot.1 = value,
         None => members.push((key.to_string(), value)),
@@ -363,14 +380,15 @@ mod tests {
     use super::*;
 
     fn client(text: &str) -> Result<GenerateRequest, SoraError> {
-        GenerateRequest::from_client_json(&Json::parse(text).unwrap())
+        GenerateRequest::from_client(&serde_json::from_str(text).unwrap())
     }
 
     fn with_prompt(prompt: &str) -> String {
-        let mut body = String::from("{\"prompt\":");
-        super::super::json::write_string(&mut body, prompt);
-        body.push('}');
-        body
+        serde_json::json!({ "prompt": prompt }).to_string()
+    }
+
+    fn wire_body(request: &GenerateRequest) -> String {
+        serde_json::to_string(&request.wire()).unwrap()
     }
 
     #[test]
@@ -552,23 +570,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            request.wire_body(),
+            wire_body(&request),
             r#"{"prompt":"p","model":"sora-2-pro","webhookUrl":"https://h.test/w","webhookEvents":["completed"],"soraParams":{"reference_image":"https://e.test/r.png","seed":42,"duration":8,"aspect_ratio":"9:16","resolution":"high","start_image":"https://e.test/i.png"}}"#
         );
+    }
+
+    #[test]
+    fn fields_left_undefined_or_null_are_absent() {
+        let request = client(r#"{"prompt":"a","duration":null,"webhookUrl":null}"#).unwrap();
+        assert_eq!(wire_body(&request), r#"{"prompt":"a","model":"sora-2"}"#);
+        let err = client(r#"{"prompt":null}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("prompt"));
     }
 
     #[test]
     fn minimal_request_defaults_the_model_and_sends_no_sora_params() {
         let request = client(r#"{"prompt":"hi \"there\""}"#).unwrap();
         assert_eq!(
-            request.wire_body(),
+            wire_body(&request),
             r#"{"prompt":"hi \"there\"","model":"sora-2"}"#
         );
     }
 
     #[test]
     fn wire_dialect_names_wire_fields_and_accepts_webhook_url_spelling() {
-        let wire = |t: &str| GenerateRequest::from_wire_json(&Json::parse(t).unwrap());
+        let wire = |t: &str| GenerateRequest::from_wire(&serde_json::from_str(t).unwrap());
         let cases = [
             ("model_required", r#"{"prompt":"a"}"#, Some("model")),
             (
@@ -598,9 +624,7 @@ mod tests {
         let snake =
             wire(r#"{"prompt":"a","model":"sora-2","webhook_url":"https://h.test/w"}"#).unwrap();
         assert_eq!(snake.webhook_url.as_deref(), Some("https://h.test/w"));
-        assert!(snake
-            .wire_body()
-            .contains(r#""webhookUrl":"https://h.test/w""#));
+        assert!(wire_body(&snake).contains(r#""webhookUrl":"https://h.test/w""#));
     }
 
     #[test]

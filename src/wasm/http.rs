@@ -1,18 +1,19 @@
-//! One HTTP exchange through the runtime's `fetch`, with a per-request
-//! timeout and the caller's `AbortSignal`, and the retry loop around it.
+//! One HTTP exchange through gloo-net and the caller's `fetch`, with a
+//! per-request timeout and the caller's `AbortSignal`, and the retry loop
+//! around it.
 //!
 //! No Rust closures cross into JavaScript: timers call `resolve` or
 //! `controller.abort` directly, so nothing can fire after it is dropped.
 
-use super::js::{clear_timeout, set_timeout, AbortController, AbortSignal, Response};
 use super::options::Options;
 use crate::core::backoff::{may_retry, retry_delay_ms, RequestKind};
-use crate::core::http::{error_from_status, parse_retry_after};
-use crate::core::json::u64_text;
-use crate::core::{ErrorCode, Json, SoraError};
-use js_sys::{Array, Date, Function, Object, Promise, Reflect};
+use crate::core::http::{error_from_status, parse_retry_after, UpstreamErrorBody};
+use crate::core::{ErrorCode, SoraError};
+use gloo_net::http::{Headers, Method, RequestBuilder, Response};
+use js_sys::{Array, Date, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, AbortSignal, WorkerGlobalScope};
 
 fn aborted_error() -> SoraError {
     SoraError::new(
@@ -29,15 +30,28 @@ pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), SoraError> {
     }
 }
 
+/// The global object's timers. Every runtime has `setTimeout` on its
+/// global (Window, worker scope, Node's `globalThis`); web-sys binds it on
+/// the worker scope, and the binding calls it on whatever object it gets.
+fn timers() -> WorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// Calls `f` after `ms`; the id clears it. A JavaScript function, not a Rust closure.
+fn set_timeout(f: &Function, ms: f64) -> i32 {
+    timers()
+        .set_timeout_with_callback_and_timeout_and_arguments_0(f, ms.min(2_147_483_647.0) as i32)
+        .unwrap_or(0)
+}
+
+fn clear_timeout(id: i32) {
+    timers().clear_timeout_with_handle(id);
+}
+
 /// A promise and its `resolve` function, captured from the executor.
 fn deferred() -> (Promise, Function) {
     let mut resolve_fn = None;
-    // `new_typed`, the constructor `future_to_promise` uses too: one import
-    // and one closure shim instead of two.
-    let promise: Promise = Promise::new_typed::<JsValue>(&mut |resolve, _| {
-        resolve_fn = Some(resolve.unchecked_into::<Function>());
-    })
-    .unchecked_into();
+    let promise = Promise::new(&mut |resolve, _| resolve_fn = Some(resolve));
     (
         promise,
         resolve_fn.expect("the Promise executor runs synchronously"),
@@ -54,10 +68,10 @@ pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), SoraErro
         return Ok(());
     };
     let (on_abort, wake_on_abort) = deferred();
-    signal.add_event_listener("abort", &wake_on_abort);
+    let _ = signal.add_event_listener_with_callback("abort", &wake_on_abort);
     let _ = JsFuture::from(Promise::race(&Array::of2(&timer, &on_abort))).await;
-    signal.remove_event_listener("abort", &wake_on_abort);
-    clear_timeout(&timer_id);
+    let _ = signal.remove_event_listener_with_callback("abort", &wake_on_abort);
+    clear_timeout(timer_id);
     check_aborted(Some(signal))
 }
 
@@ -80,10 +94,10 @@ impl From<SoraError> for Failure {
 /// One fetch in flight: its controller, its timeout timer and its link to the
 /// caller's signal. Dropping it disarms the timer and unlinks the signal,
 /// however the exchange ends.
-pub struct Exchange {
+struct Exchange {
     controller: AbortController,
     abort: Function,
-    timer_id: JsValue,
+    timer_id: i32,
     user_signal: Option<AbortSignal>,
     label: String,
     timeout_ms: f64,
@@ -91,95 +105,87 @@ pub struct Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        clear_timeout(&self.timer_id);
-        // Closes a stream still open; a no-op once the body has been read.
-        // `call1` with undefined is `abort()`; it spares `call0`'s import.
-        let _ = self.abort.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
+        clear_timeout(self.timer_id);
         if let Some(signal) = &self.user_signal {
-            signal.remove_event_listener("abort", &self.abort);
+            let _ = signal.remove_event_listener_with_callback("abort", &self.abort);
         }
     }
 }
 
 impl Exchange {
-    /// Sends a request and waits for the response head; the timeout covers
-    /// the head only until [`Exchange::rearm`] or the body read.
-    pub async fn send(
+    /// Sends a request through the caller's `fetch` and waits for the
+    /// response head, within the timeout.
+    async fn send(
         opts: &Options,
-        method: &str,
+        method: Method,
         url: &str,
         body: Option<&str>,
-        headers: &[(&str, &str)],
+        extra_headers: &[(&str, &str)],
         timeout_ms: f64,
     ) -> Result<(Exchange, Response), Failure> {
         check_aborted(opts.signal.as_ref())?;
-        let controller = AbortController::new();
+        let controller = AbortController::new()
+            .map_err(|_| SoraError::new(ErrorCode::Network, "AbortController is not available"))?;
+        // `controller.abort` bound to it: a JavaScript function the timer and
+        // the caller's signal can call with no Rust code behind it.
         let abort = Reflect::get(&controller, &"abort".into())
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok())
-            .map(|f| f.bind0(&controller))
-            .ok_or_else(|| {
-                SoraError::new(ErrorCode::Network, "AbortController is not available")
-            })?;
+            .map(|f| f.unchecked_into::<Function>().bind0(&controller))
+            .map_err(|_| SoraError::new(ErrorCode::Network, "AbortController is not available"))?;
         if let Some(signal) = &opts.signal {
-            signal.add_event_listener("abort", &abort);
+            let _ = signal.add_event_listener_with_callback("abort", &abort);
         }
         let exchange = Exchange {
             timer_id: set_timeout(&abort, timeout_ms),
             controller,
             abort,
             user_signal: opts.signal.clone(),
-            label: [method, " ", url].concat(),
+            label: [method.as_str(), " ", url].concat(),
             timeout_ms,
         };
 
-        let header_object = Object::new();
-        let set = |target: &Object, k: &str, v: &JsValue| {
-            let _ = Reflect::set(target, &k.into(), v);
-        };
+        let headers = Headers::new();
+        headers.set("Accept", "application/json");
         if body.is_some() {
-            set(&header_object, "Content-Type", &"application/json".into());
+            headers.set("Content-Type", "application/json");
         }
         if let Some(key) = &opts.api_key {
-            set(&header_object, "X-API-Key", &key.into());
+            headers.set("X-API-Key", key);
         }
-        for (name, value) in headers {
-            set(&header_object, name, &(*value).into());
+        for (name, value) in extra_headers {
+            headers.set(name, value);
         }
         for (name, value) in &opts.headers {
-            set(&header_object, name, &value.into());
+            headers.set(name, value);
         }
-        let init = Object::new();
-        set(&init, "method", &method.into());
-        set(&init, "headers", &header_object);
-        set(&init, "signal", &exchange.controller.signal());
+        let mut builder = RequestBuilder::new(url)
+            .method(method)
+            .headers(headers)
+            .abort_signal(Some(&exchange.controller.signal()));
         if opts.api_key.is_some() {
             // A redirect must not carry the key to a host we did not choose.
-            set(&init, "redirect", &"manual".into());
+            builder = builder.redirect(web_sys::RequestRedirect::Manual);
         }
-        if let Some(body) = body {
-            set(&init, "body", &body.into());
+        let request = match body {
+            Some(body) => builder.body(body),
+            None => builder.build(),
         }
+        .map_err(|_| {
+            SoraError::invalid(
+                "baseUrl",
+                ["baseUrl gives a URL that fetch cannot request: ", url].concat(),
+            )
+        })?;
         let promise = opts
             .fetch
-            .call2(&JsValue::UNDEFINED, &url.into(), &init)
+            .call1(&JsValue::UNDEFINED, &web_sys::Request::from(request))
             .map_err(|e| exchange.classify(e))?;
         match JsFuture::from(Promise::resolve(&promise)).await {
-            Ok(response) => Ok((exchange, response.unchecked_into())),
+            Ok(response) => Ok((
+                exchange,
+                Response::from(response.unchecked_into::<web_sys::Response>()),
+            )),
             Err(thrown) => Err(exchange.classify(thrown)),
         }
-    }
-
-    /// Restarts the timeout: `ms` from now.
-    pub fn rearm(&mut self, ms: f64) {
-        clear_timeout(&self.timer_id);
-        self.timeout_ms = ms;
-        self.timer_id = set_timeout(&self.abort, ms);
-    }
-
-    /// Awaits a promise of this exchange (a body read), classifying a rejection.
-    pub async fn wait(&self, promise: Promise) -> Result<JsValue, Failure> {
-        JsFuture::from(promise).await.map_err(|e| self.classify(e))
     }
 
     /// Why a promise of this exchange rejected: the caller's abort, our
@@ -194,7 +200,7 @@ impl Exchange {
                 [
                     &self.label,
                     " got no answer within ",
-                    &u64_text(self.timeout_ms as u64),
+                    &(self.timeout_ms as u64).to_string(),
                     " ms",
                 ]
                 .concat(),
@@ -202,15 +208,17 @@ impl Exchange {
             e.retryable = true;
             return e.into();
         }
-        let detail = Reflect::get(&thrown, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .unwrap_or_default();
-        let cause = Reflect::get(&thrown, &"cause".into()).unwrap_or(JsValue::UNDEFINED);
-        let cause_code = Reflect::get(&cause, &"code".into())
-            .ok()
-            .and_then(|c| c.as_string())
-            .unwrap_or_default();
+        let text = |value: &JsValue, key: &str| {
+            Reflect::get(value, &key.into())
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_default()
+        };
+        let detail = text(&thrown, "message");
+        let cause_code = text(
+            &Reflect::get(&thrown, &"cause".into()).unwrap_or_default(),
+            "code",
+        );
         let mut message = [&self.label, " failed: ", &detail].concat();
         if !cause_code.is_empty() {
             message = [&message, " (", &cause_code, ")"].concat();
@@ -230,61 +238,71 @@ pub fn timeout_until(opts: &Options, deadline_at: Option<f64>) -> f64 {
     }
 }
 
-/// One request and its whole body.
+/// One request: a 2xx body parsed by the platform's JSON parser, or the
+/// error its status and body make.
 async fn exchange(
     opts: &Options,
-    method: &str,
+    method: Method,
     url: &str,
     body: Option<&str>,
     extra_headers: &[(&str, &str)],
     deadline_at: Option<f64>,
-) -> Result<(u16, String, super::js::Headers), Failure> {
-    let mut headers = vec![("Accept", "application/json")];
-    headers.extend_from_slice(extra_headers);
+) -> Result<JsValue, Failure> {
     let timeout = timeout_until(opts, deadline_at);
-    let (exchange, response) = Exchange::send(opts, method, url, body, &headers, timeout).await?;
-    let text = exchange.wait(response.text()).await?;
-    Ok((
-        response.status(),
-        text.as_string().unwrap_or_default(),
-        response.headers(),
-    ))
+    let (exchange, response) =
+        Exchange::send(opts, method, url, body, extra_headers, timeout).await?;
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(e) => {
+            let detail = match e {
+                gloo_net::Error::JsError(e) => e.message,
+                _ => String::new(),
+            };
+            return Err(exchange.classify(js_sys::Error::new(&detail).into()));
+        }
+    };
+    if response.ok() {
+        return JSON::parse(&text).map_err(|_| {
+            SoraError::new(
+                ErrorCode::BadResponse,
+                ["the answer to ", &exchange.label, " is not valid JSON"].concat(),
+            )
+            .into()
+        });
+    }
+    let parsed: Option<UpstreamErrorBody> = JSON::parse(&text)
+        .ok()
+        .and_then(|json| serde_wasm_bindgen::from_value(json).ok());
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| parse_retry_after(&v, Date::now() as u64));
+    Err(error_from_status(response.status(), &text, parsed.as_ref(), retry_after).into())
 }
 
 /// A request with retries by `kind`'s rules. A 2xx body must be JSON that
 /// `check` accepts; a body that is not counts as a failed attempt too.
-/// Resolves with the parsed body and its text.
 #[allow(clippy::too_many_arguments)]
 pub async fn request(
     opts: &Options,
     kind: RequestKind,
-    method: &str,
+    method: Method,
     url: &str,
     body: Option<&str>,
     extra_headers: &[(&str, &str)],
     deadline_at: Option<f64>,
-    check: fn(&Json) -> Result<(), SoraError>,
-) -> Result<(Json, String), SoraError> {
+    check: fn(&JsValue) -> Result<(), SoraError>,
+) -> Result<JsValue, SoraError> {
     let mut attempt = 0;
     loop {
-        let failure = match exchange(opts, method, url, body, extra_headers, deadline_at).await {
-            Ok((status, text, _)) if (200..300).contains(&status) => {
-                match Json::parse(&text)
-                    .map_err(|e| bad_json(&text, e.offset))
-                    .and_then(|json| check(&json).map(|()| json))
-                {
-                    Ok(json) => return Ok((json, text)),
+        let failure =
+            match exchange(opts, method.clone(), url, body, extra_headers, deadline_at).await {
+                Ok(json) => match check(&json) {
+                    Ok(()) => return Ok(json),
                     Err(error) => error.into(),
-                }
-            }
-            Ok((status, text, headers)) => {
-                let retry_after = headers
-                    .get("retry-after")
-                    .and_then(|v| parse_retry_after(&v, Date::now() as u64));
-                error_from_status(status, &text, retry_after).into()
-            }
-            Err(failure) => failure,
-        };
+                },
+                Err(failure) => failure,
+            };
         let out_of_time = deadline_at.is_some_and(|at| Date::now() >= at);
         if attempt >= opts.max_retries
             || out_of_time
@@ -303,18 +321,4 @@ pub async fn request(
         sleep(delay, opts.signal.as_ref()).await?;
         attempt += 1;
     }
-}
-
-fn bad_json(text: &str, offset: usize) -> SoraError {
-    SoraError::new(
-        ErrorCode::BadResponse,
-        [
-            "the response is not valid JSON (at byte ",
-            &u64_text(offset as u64),
-            " of ",
-            &u64_text(text.len() as u64),
-            ")",
-        ]
-        .concat(),
-    )
 }

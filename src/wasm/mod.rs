@@ -7,16 +7,18 @@ mod edge;
 mod error;
 mod events;
 mod http;
-mod js;
 mod options;
+mod types;
 
 use crate::core::backoff::RequestKind;
-use crate::core::json::{u64_text, write_string};
+use crate::core::job::UpstreamJob;
 use crate::core::schedule::PollSchedule;
-use crate::core::{ErrorCode, GenerateRequest, Job, JobStatus, Json, SoraError};
+use crate::core::{ErrorCode, GenerateRequest, Job, JobStatus, SoraError, Value};
 use http::{check_aborted, request, sleep};
-use js_sys::{Date, Function, Promise, Reflect, JSON};
+use js_sys::{Date, Promise, Reflect, JSON};
 use options::{merge, Options, Transport};
+use serde::Serialize;
+use serde_wasm_bindgen::{from_value, Serializer};
 use std::future::Future;
 use std::pin::Pin;
 use wasm_bindgen::prelude::*;
@@ -38,9 +40,9 @@ enum Call {
 /// Runs `call` on `arg` (the request or the job id) with parsed options and
 /// turns its error into a `SoraEdgeError`. The options are read inside the
 /// task, after the export has returned, as they always were.
-fn start(call: Call, arg: JsValue, opts: JsValue) -> Promise {
+fn start(call: Call, arg: JsValue, opts: Option<JsValue>) -> Promise {
     let task: Task = Box::pin(async move {
-        let options = Options::from_js(&opts).map_err(|e| error::to_js(e, None))?;
+        let options = Options::from_js(opts).map_err(|e| error::to_js(e, None))?;
         let result = dispatch(call, &arg, &options).await;
         result.map_err(|e| error::to_js(e, options.api_key.as_deref()))
     });
@@ -53,10 +55,10 @@ async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, 
     let job_id = match call {
         Call::Poll | Call::Wait => check_job_id(arg)?,
         Call::Generate | Call::Run => {
-            let key = opts
-                .idempotency_key
-                .clone()
-                .unwrap_or_else(new_idempotency_key);
+            let key = match &opts.idempotency_key {
+                Some(key) => key.clone(),
+                None => new_idempotency_key()?,
+            };
             // Every submit error carries the key, so the caller can retry
             // without creating a second job.
             let (job_id, status) = submit(arg, opts, &key).await.map_err(|mut e| {
@@ -64,7 +66,11 @@ async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, 
                 e
             })?;
             if call == Call::Generate {
-                return Ok(submitted_to_js(&job_id, &status, &key));
+                return Ok(to_js(&Submitted {
+                    job_id: &job_id,
+                    status: &status,
+                    idempotency_key: &key,
+                }));
             }
             job_id
         }
@@ -83,8 +89,12 @@ async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, 
     })
 }
 
-fn to_js_object(json: &str) -> JsValue {
-    JSON::parse(json).unwrap_or(JsValue::NULL)
+/// A Rust value as a plain JavaScript object (`null`, not `undefined`;
+/// numbers, not `BigInt`s).
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value
+        .serialize(&Serializer::json_compatible())
+        .unwrap_or(JsValue::NULL)
 }
 
 fn check_job_id(job_id: &JsValue) -> Result<String, SoraError> {
@@ -110,44 +120,39 @@ fn check_job_id(job_id: &JsValue) -> Result<String, SoraError> {
     }
 }
 
-/// A version 4 UUID: `crypto.randomUUID()` where the runtime has it.
-fn new_idempotency_key() -> String {
+/// A version 4 UUID from the platform's `crypto.randomUUID()`.
+fn new_idempotency_key() -> Result<String, SoraError> {
     let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).unwrap_or(JsValue::UNDEFINED);
-    let random_uuid = Reflect::get(&crypto, &"randomUUID".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok());
-    if let Some(uuid) = random_uuid
-        .and_then(|f| f.call1(&crypto, &JsValue::UNDEFINED).ok())
-        .and_then(|v| v.as_string())
-    {
-        return uuid;
+    if crypto.is_undefined() {
+        return Err(SoraError::invalid(
+            "idempotencyKey",
+            "this runtime has no crypto.randomUUID(); pass options.idempotencyKey",
+        ));
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            out.push('-');
-        }
-        let nibble = match i {
-            12 => 4,
-            16 => 8 | ((js_sys::Math::random() * 4.0) as usize),
-            _ => (js_sys::Math::random() * 16.0) as usize & 15,
-        };
-        out.push(HEX[nibble] as char);
-    }
-    out
+    Ok(crypto.unchecked_into::<web_sys::Crypto>().random_uuid())
 }
 
-/// `generate`'s answer: `{jobId, status, idempotencyKey}`.
-fn submitted_to_js(job_id: &str, status: &str, key: &str) -> JsValue {
-    let mut out = String::from("{\"jobId\":");
-    write_string(&mut out, job_id);
-    out.push_str(",\"status\":");
-    write_string(&mut out, status);
-    out.push_str(",\"idempotencyKey\":");
-    write_string(&mut out, key);
-    out.push('}');
-    to_js_object(&out)
+/// `generate`'s answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Submitted<'a> {
+    job_id: &'a str,
+    status: &'a str,
+    idempotency_key: &'a str,
+}
+
+/// The job id and status of the upstream's answer to a submit (`jobId`, or
+/// `id`), read as the job it describes.
+fn submitted_job(json: &JsValue) -> Result<(String, String), SoraError> {
+    let no_job_id = || SoraError::new(ErrorCode::BadResponse, "the generate response has no jobId");
+    let answer: UpstreamJob = from_value(json.clone()).map_err(|_| no_job_id())?;
+    match answer.job_id.or(answer.id) {
+        Some(id) if !id.is_empty() => {
+            let status = answer.status.as_ref().map_or("QUEUED", JobStatus::as_str);
+            Ok((id, status.to_string()))
+        }
+        _ => Err(no_job_id()),
+    }
 }
 
 /// Validates and sends; resolves with the job id and status.
@@ -156,77 +161,71 @@ async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, Str
     let request_body = wire_body(req)?;
     let url = [&opts.base_url, "/v2/videos/generate"].concat();
     let headers = [("Idempotency-Key", key)];
-    let (json, _) = request(
+    let json = request(
         opts,
         RequestKind::Submit,
-        "POST",
+        gloo_net::http::Method::POST,
         &url,
         Some(&request_body),
         &headers,
         None,
-        |json| submitted_job_id(json).map(drop),
+        |json| submitted_job(json).map(drop),
     )
     .await?;
-    let status = json
-        .get("status")
-        .and_then(Json::as_str)
-        .unwrap_or("QUEUED");
-    Ok((submitted_job_id(&json)?.to_string(), status.to_string()))
+    submitted_job(&json)
 }
 
-/// The validated upstream body for the caller's request. Out of line, as it
-/// measured smaller outside the async state machine.
+/// The validated upstream body for the caller's request, as JSON text.
+/// Out of line, as it measured smaller outside the async state machine.
 #[inline(never)]
 fn wire_body(req: &JsValue) -> Result<String, SoraError> {
-    let text = JSON::stringify(req).ok().and_then(|s| s.as_string());
-    let json = text
-        .as_deref()
-        .and_then(|t| Json::parse(t).ok())
-        .ok_or_else(|| {
-            SoraError::invalid("request", "request must be a plain object of JSON values")
-        })?;
-    Ok(GenerateRequest::from_client_json(&json)?.wire_body())
+    let value: Value = from_value(req.clone()).map_err(|_| {
+        SoraError::invalid("request", "request must be a plain object of JSON values")
+    })?;
+    let request = GenerateRequest::from_client(&value)?;
+    Ok(JSON::stringify(&to_js(&request.wire()))
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default())
 }
 
-fn submitted_job_id(json: &Json) -> Result<&str, SoraError> {
-    match json
-        .get("jobId")
-        .or_else(|| json.get("id"))
-        .and_then(Json::as_str)
-    {
-        Some(id) if !id.is_empty() => Ok(id),
-        _ => Err(SoraError::new(
+/// A job from the upstream's JSON (already parsed by the platform).
+fn job_of(json: &JsValue) -> Result<Job, SoraError> {
+    let upstream: UpstreamJob = from_value(json.clone()).map_err(|_| {
+        SoraError::new(
             ErrorCode::BadResponse,
-            "the generate response has no jobId",
-        )),
-    }
+            "the job response is not a job object with an id and a status",
+        )
+    })?;
+    Job::from_upstream(upstream)
 }
 
-/// One status read, parsed; `raw` is attached by the caller.
+/// One status read, parsed; resolves with the job and its raw JSON.
 async fn read_job(
     job_id: &str,
     opts: &Options,
     deadline_at: Option<f64>,
-) -> Result<(Job, String), SoraError> {
+) -> Result<(Job, JsValue), SoraError> {
     let url = [&opts.base_url, "/v2/jobs/", job_id].concat();
-    let (json, text) = request(
+    let json = request(
         opts,
         RequestKind::Read,
-        "GET",
+        gloo_net::http::Method::GET,
         &url,
         None,
         &[],
         deadline_at,
-        |json| Job::from_json(json).map(drop),
+        |json| job_of(json).map(drop),
     )
     .await
     .map_err(|e| e.with_job_id(job_id))?;
-    Ok((Job::from_json(&json)?, text))
+    Ok((job_of(&json)?, json))
 }
 
-fn job_to_js(job: &Job, raw: &str) -> JsValue {
-    let object = to_js_object(&job.to_client_json());
-    let _ = Reflect::set(&object, &"raw".into(), &to_js_object(raw));
+/// The JavaScript `Job`: the normalised job plus `raw`, the upstream's as received.
+fn job_to_js(job: &Job, raw: &JsValue) -> JsValue {
+    let object = to_js(job);
+    let _ = Reflect::set(&object, &"raw".into(), raw);
     object
 }
 
@@ -240,7 +239,7 @@ pub(crate) struct Watcher<'a> {
 
 impl Watcher<'_> {
     /// Reports a change to `onProgress`; `Some` once the job has ended.
-    fn see(&mut self, job: &Job, raw: &str) -> Option<Result<JsValue, SoraError>> {
+    fn see(&mut self, job: &Job, raw: &JsValue) -> Option<Result<JsValue, SoraError>> {
         let changed = self
             .last_seen
             .as_ref()
@@ -274,7 +273,7 @@ impl Watcher<'_> {
                 "job ",
                 self.job_id,
                 " did not finish within deadlineMs (",
-                &u64_text(self.opts.deadline_ms as u64),
+                &(self.opts.deadline_ms as u64).to_string(),
                 " ms); it may still complete",
             ]
             .concat(),
@@ -291,10 +290,12 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
         opts,
         last_seen: None,
     };
-    // Straight to the upstream (a key is set) there is no events endpoint to try.
+    // Straight to the upstream (a key is set) there is no events endpoint to
+    // try; and `EventSource` can send neither the caller's headers nor
+    // through the caller's `fetch`.
     let try_events = match opts.transport {
         Transport::Events => true,
-        Transport::Auto => opts.api_key.is_none(),
+        Transport::Auto => opts.api_key.is_none() && !opts.custom_transport,
         Transport::Poll => false,
     };
     if try_events {
@@ -340,31 +341,47 @@ async fn wait_loop(job_id: &str, opts: &Options) -> Result<JsValue, SoraError> {
     }
 }
 
+// The TypeScript names below are declared beside the Rust types in `types.rs`.
+
 /// Submits a generation; resolves with `{jobId, status, idempotencyKey}`.
-#[wasm_bindgen]
-pub fn generate(req: JsValue, opts: JsValue) -> Promise {
+#[wasm_bindgen(unchecked_return_type = "Promise<Submitted>")]
+pub fn generate(
+    #[wasm_bindgen(unchecked_param_type = "GenerateRequest")] req: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] opts: Option<JsValue>,
+) -> Promise {
     start(Call::Generate, req, opts)
 }
 
 /// One status read of a job.
-#[wasm_bindgen]
-pub fn poll(job_id: JsValue, opts: JsValue) -> Promise {
+#[wasm_bindgen(unchecked_return_type = "Promise<Job>")]
+pub fn poll(
+    #[wasm_bindgen(unchecked_param_type = "string")] job_id: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] opts: Option<JsValue>,
+) -> Promise {
     start(Call::Poll, job_id, opts)
 }
 
 /// Waits for a job on the adaptive schedule; resolves on COMPLETED.
-#[wasm_bindgen(js_name = waitForJob)]
-pub fn wait_for_job(job_id: JsValue, opts: JsValue) -> Promise {
+#[wasm_bindgen(js_name = waitForJob, unchecked_return_type = "Promise<Job>")]
+pub fn wait_for_job(
+    #[wasm_bindgen(unchecked_param_type = "string")] job_id: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] opts: Option<JsValue>,
+) -> Promise {
     start(Call::Wait, job_id, opts)
 }
 
 /// `generate` then `waitForJob`.
-#[wasm_bindgen]
-pub fn run(req: JsValue, opts: JsValue) -> Promise {
+#[wasm_bindgen(unchecked_return_type = "Promise<Job>")]
+pub fn run(
+    #[wasm_bindgen(unchecked_param_type = "GenerateRequest")] req: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions & WaitOptions")] opts: Option<
+        JsValue,
+    >,
+) -> Promise {
     start(Call::Run, req, opts)
 }
 
-/// The four calls with options fixed once.
+/// The four calls with options fixed once; per-call options override them.
 #[wasm_bindgen]
 pub struct Client {
     opts: JsValue,
@@ -372,33 +389,56 @@ pub struct Client {
 
 #[wasm_bindgen]
 impl Client {
-    /// Fixes `opts` for every call; per-call options override them.
+    /// Fixes `opts` for every call.
     #[wasm_bindgen(constructor)]
-    pub fn new(opts: JsValue) -> Client {
+    pub fn new(
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions & WaitOptions")]
+        opts: Option<JsValue>,
+    ) -> Client {
         Client {
-            opts: merge(&JsValue::UNDEFINED, &opts),
+            opts: merge(&JsValue::UNDEFINED, opts),
         }
     }
 
     /// See `generate`.
-    pub fn generate(&self, req: JsValue, opts: JsValue) -> Promise {
-        start(Call::Generate, req, merge(&self.opts, &opts))
+    #[wasm_bindgen(unchecked_return_type = "Promise<Submitted>")]
+    pub fn generate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "GenerateRequest")] req: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] opts: Option<JsValue>,
+    ) -> Promise {
+        start(Call::Generate, req, Some(merge(&self.opts, opts)))
     }
 
     /// See `poll`.
-    pub fn poll(&self, job_id: JsValue, opts: JsValue) -> Promise {
-        start(Call::Poll, job_id, merge(&self.opts, &opts))
+    #[wasm_bindgen(unchecked_return_type = "Promise<Job>")]
+    pub fn poll(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] job_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] opts: Option<JsValue>,
+    ) -> Promise {
+        start(Call::Poll, job_id, Some(merge(&self.opts, opts)))
     }
 
     /// See `waitForJob`.
-    #[wasm_bindgen(js_name = waitForJob)]
-    pub fn wait_for_job(&self, job_id: JsValue, opts: JsValue) -> Promise {
-        start(Call::Wait, job_id, merge(&self.opts, &opts))
+    #[wasm_bindgen(js_name = waitForJob, unchecked_return_type = "Promise<Job>")]
+    pub fn wait_for_job(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] job_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] opts: Option<JsValue>,
+    ) -> Promise {
+        start(Call::Wait, job_id, Some(merge(&self.opts, opts)))
     }
 
     /// See `run`.
-    pub fn run(&self, req: JsValue, opts: JsValue) -> Promise {
-        start(Call::Run, req, merge(&self.opts, &opts))
+    #[wasm_bindgen(unchecked_return_type = "Promise<Job>")]
+    pub fn run(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "GenerateRequest")] req: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions & WaitOptions")]
+        opts: Option<JsValue>,
+    ) -> Promise {
+        start(Call::Run, req, Some(merge(&self.opts, opts)))
     }
 }
 

@@ -1,11 +1,15 @@
-//! Reading the options object. A wrong type becomes an ordinary
-//! `invalid_request` naming the option, never a panic at the boundary.
+//! Reading the options object: serde-wasm-bindgen takes it apart by field,
+//! and each field is checked here, so a wrong type becomes an ordinary
+//! `invalid_request` that names the option, the rule and the value, never a
+//! panic at the boundary (serde-wasm-bindgen's own errors name none of them).
 
-use super::js::AbortSignal;
-use crate::core::json::shorten;
+use crate::core::value::shorten;
 use crate::core::SoraError;
-use js_sys::{Function, Object, Reflect, JSON};
+use js_sys::{Function, Object, JSON};
+use serde::Deserialize;
+use serde_wasm_bindgen::preserve;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::AbortSignal;
 
 const DEFAULT_BASE_URL: &str = "https://api.apiframe.ai";
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
@@ -15,11 +19,11 @@ const DEFAULT_DEADLINE_MS: f64 = 15.0 * 60_000.0;
 /// How `waitForJob` learns about changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// Events when the server offers them, else polling.
+    /// Events when the runtime and the server offer them, else polling.
     Auto,
     /// Status reads on the adaptive schedule.
     Poll,
-    /// Server-sent events only.
+    /// The event stream whenever the runtime has `EventSource`.
     Events,
 }
 
@@ -33,10 +37,41 @@ pub struct Options {
     pub timeout_ms: f64,
     pub max_retries: u32,
     pub headers: Vec<(String, String)>,
+    /// The caller gave its own `fetch` or `headers`, which `EventSource` cannot use.
+    pub custom_transport: bool,
     pub idempotency_key: Option<String>,
     pub on_progress: Option<Function>,
     pub deadline_ms: f64,
     pub transport: Transport,
+}
+
+/// The options object as given: every member kept as the JavaScript value
+/// it is, for the checks below.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Given {
+    #[serde(default, with = "preserve")]
+    base_url: JsValue,
+    #[serde(default, with = "preserve")]
+    api_key: JsValue,
+    #[serde(default, with = "preserve")]
+    fetch: JsValue,
+    #[serde(default, with = "preserve")]
+    signal: JsValue,
+    #[serde(default, with = "preserve")]
+    timeout_ms: JsValue,
+    #[serde(default, with = "preserve")]
+    max_retries: JsValue,
+    #[serde(default, with = "preserve")]
+    headers: JsValue,
+    #[serde(default, with = "preserve")]
+    idempotency_key: JsValue,
+    #[serde(default, with = "preserve")]
+    on_progress: JsValue,
+    #[serde(default, with = "preserve")]
+    deadline_ms: JsValue,
+    #[serde(default, with = "preserve")]
+    transport: JsValue,
 }
 
 /// Shows a value in a message: its JSON, or its type when it has none.
@@ -48,20 +83,6 @@ pub fn shown(value: &JsValue) -> String {
         Some(text) => shorten(text, 80),
         None => "undefined".to_string(),
     }
-}
-
-/// `object[key]`, `None` when undefined (or when `object` has no properties).
-pub fn get(object: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(object, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined())
-}
-
-/// `object[index]`, `None` when undefined.
-fn get_at(object: &JsValue, index: f64) -> Option<JsValue> {
-    Reflect::get(object, &index.into())
-        .ok()
-        .filter(|v| !v.is_undefined())
 }
 
 fn invalid(field: &str, rule: &str, value: &JsValue) -> SoraError {
@@ -80,14 +101,15 @@ const MUST_BE_MS: &str = "must be a positive number of milliseconds";
 /// so its checks are data rather than code per option.
 #[inline(never)]
 fn read(
-    opts: &JsValue,
+    value: JsValue,
     key: &str,
     rule: &str,
     accepts: fn(&JsValue) -> bool,
 ) -> Result<Option<JsValue>, SoraError> {
-    match get(opts, key) {
-        Some(v) if !accepts(&v) => Err(invalid(key, rule, &v)),
-        found => Ok(found),
+    match value {
+        v if v.is_undefined() => Ok(None),
+        v if !accepts(&v) => Err(invalid(key, rule, &v)),
+        v => Ok(Some(v)),
     }
 }
 
@@ -100,62 +122,47 @@ fn is_positive_ms(v: &JsValue) -> bool {
     v.as_f64().is_some_and(|n| n > 0.0 && n.is_finite())
 }
 
-fn string(opts: &JsValue, key: &str) -> Result<Option<String>, SoraError> {
-    Ok(read(opts, key, MUST_BE_STRING, is_string)?.and_then(|v| v.as_string()))
+fn string(value: JsValue, key: &str) -> Result<Option<String>, SoraError> {
+    Ok(read(value, key, MUST_BE_STRING, is_string)?.and_then(|v| v.as_string()))
 }
 
 fn number(
-    opts: &JsValue,
+    value: JsValue,
     key: &str,
     rule: &str,
     accepts: fn(&JsValue) -> bool,
     default: f64,
 ) -> Result<f64, SoraError> {
-    Ok(read(opts, key, rule, accepts)?
+    Ok(read(value, key, rule, accepts)?
         .and_then(|v| v.as_f64())
         .unwrap_or(default))
 }
 
-fn function(opts: &JsValue, key: &str) -> Result<Option<Function>, SoraError> {
-    Ok(read(opts, key, MUST_BE_FUNCTION, JsValue::is_function)?.map(JsCast::unchecked_into))
+fn function(value: JsValue, key: &str) -> Result<Option<Function>, SoraError> {
+    Ok(read(value, key, MUST_BE_FUNCTION, JsValue::is_function)?.map(JsCast::unchecked_into))
 }
 
 impl Options {
-    /// Reads `opts` (undefined or an object).
+    /// Reads `opts` (absent, or an object).
     ///
     /// # Errors
     /// `invalid_request` naming the first bad option.
     // Out of line: inlined into the export's state machine it measured
     // larger (gzip) than as a call.
     #[inline(never)]
-    pub fn from_js(opts: &JsValue) -> Result<Options, SoraError> {
-        if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
-            return Err(invalid("options", "must be an object", opts));
+    pub fn from_js(opts: Option<JsValue>) -> Result<Options, SoraError> {
+        let opts = opts.unwrap_or_else(|| Object::new().into());
+        if !opts.is_object() {
+            return Err(invalid("options", "must be an object", &opts));
         }
-        // Filled in place, in the order the options are checked: an error
-        // then drops one half-built value instead of a different set of
-        // locals at each `?`.
-        let mut out = Options {
-            base_url: String::new(),
-            api_key: None,
-            fetch: JsValue::UNDEFINED.unchecked_into(),
-            signal: None,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            max_retries: 0,
-            headers: Vec::new(),
-            idempotency_key: None,
-            on_progress: None,
-            deadline_ms: DEFAULT_DEADLINE_MS,
-            transport: Transport::Auto,
-        };
-        out.base_url = string(opts, "baseUrl")?
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE_URL)
-            .trim_end_matches('/')
-            .to_string();
-        out.fetch = match function(opts, "fetch")? {
+        let given: Given = serde_wasm_bindgen::from_value(opts.clone())
+            .map_err(|_| invalid("options", "must be an object", &opts))?;
+        let custom_fetch = function(given.fetch, "fetch")?;
+        let custom_transport = custom_fetch.is_some() || !given.headers.is_undefined();
+        let fetch = match custom_fetch {
             Some(f) => f,
-            None => get(&js_sys::global().into(), "fetch")
+            None => js_sys::Reflect::get(&js_sys::global(), &"fetch".into())
+                .ok()
                 .filter(JsValue::is_function)
                 .ok_or_else(|| {
                     SoraError::invalid(
@@ -165,34 +172,17 @@ impl Options {
                 })?
                 .unchecked_into(),
         };
-        out.signal = read(opts, "signal", "must be an AbortSignal", |s| {
-            s.is_object() && Reflect::has(s, &"aborted".into()).unwrap_or(false)
-        })?
-        .map(JsCast::unchecked_into);
-        out.max_retries = number(
-            opts,
-            "maxRetries",
-            "must be a whole number from 0 to 10",
-            |v| {
-                v.as_f64()
-                    .is_some_and(|n| (0.0..=10.0).contains(&n) && n.fract() == 0.0)
-            },
-            DEFAULT_MAX_RETRIES,
-        )? as u32;
+        let mut headers = Vec::new();
         if let Some(h) = read(
-            opts,
+            given.headers,
             "headers",
             "must be an object of header names to strings",
             JsValue::is_object,
         )? {
-            // `Object.entries` never holds undefined, so the first one ends it.
-            let entries = Object::entries(h.unchecked_ref());
-            let mut i = 0.0;
-            while let Some(entry) = get_at(&entries, i) {
-                let name = get_at(&entry, 0.0)
-                    .and_then(|n| n.as_string())
-                    .unwrap_or_default();
-                let value = get_at(&entry, 1.0).unwrap_or(JsValue::UNDEFINED);
+            for entry in Object::entries(h.unchecked_ref()).iter() {
+                let entry: js_sys::Array = entry.unchecked_into();
+                let name = entry.get(0).as_string().unwrap_or_default();
+                let value = entry.get(1);
                 let Some(text) = value.as_string() else {
                     return Err(invalid(
                         &["headers.", &name].concat(),
@@ -200,12 +190,11 @@ impl Options {
                         &value,
                     ));
                 };
-                out.headers.push((name, text));
-                i += 1.0;
+                headers.push((name, text));
             }
         }
-        out.idempotency_key = string(opts, "idempotencyKey")?;
-        if let Some(key) = &out.idempotency_key {
+        let idempotency_key = string(given.idempotency_key, "idempotencyKey")?;
+        if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(invalid(
                     "idempotencyKey",
@@ -214,9 +203,8 @@ impl Options {
                 ));
             }
         }
-        out.on_progress = function(opts, "onProgress")?;
-        out.transport = match read(
-            opts,
+        let transport = match read(
+            given.transport,
             "transport",
             "must be one of \"auto\", \"poll\", \"events\"",
             |v| matches!(v.as_string().as_deref(), Some("auto" | "poll" | "events")),
@@ -228,29 +216,55 @@ impl Options {
             Some("events") => Transport::Events,
             _ => Transport::Auto,
         };
-        out.api_key = string(opts, "apiKey")?.filter(|k| !k.is_empty());
-        out.timeout_ms = number(
-            opts,
-            "timeoutMs",
-            MUST_BE_MS,
-            is_positive_ms,
-            DEFAULT_TIMEOUT_MS,
-        )?;
-        out.deadline_ms = number(
-            opts,
-            "deadlineMs",
-            MUST_BE_MS,
-            is_positive_ms,
-            DEFAULT_DEADLINE_MS,
-        )?;
-        Ok(out)
+        Ok(Options {
+            base_url: string(given.base_url, "baseUrl")?
+                .as_deref()
+                .unwrap_or(DEFAULT_BASE_URL)
+                .trim_end_matches('/')
+                .to_string(),
+            fetch,
+            signal: read(given.signal, "signal", "must be an AbortSignal", |s| {
+                s.is_object() && js_sys::Reflect::has(s, &"aborted".into()).unwrap_or(false)
+            })?
+            .map(JsCast::unchecked_into),
+            max_retries: number(
+                given.max_retries,
+                "maxRetries",
+                "must be a whole number from 0 to 10",
+                |v| {
+                    v.as_f64()
+                        .is_some_and(|n| (0.0..=10.0).contains(&n) && n.fract() == 0.0)
+                },
+                DEFAULT_MAX_RETRIES,
+            )? as u32,
+            headers,
+            custom_transport,
+            idempotency_key,
+            on_progress: function(given.on_progress, "onProgress")?,
+            transport,
+            api_key: string(given.api_key, "apiKey")?.filter(|k| !k.is_empty()),
+            timeout_ms: number(
+                given.timeout_ms,
+                "timeoutMs",
+                MUST_BE_MS,
+                is_positive_ms,
+                DEFAULT_TIMEOUT_MS,
+            )?,
+            deadline_ms: number(
+                given.deadline_ms,
+                "deadlineMs",
+                MUST_BE_MS,
+                is_positive_ms,
+                DEFAULT_DEADLINE_MS,
+            )?,
+        })
     }
 }
 
 /// `Object.assign({}, base, extra)`: per-call options over the client's.
-pub fn merge(base: &JsValue, extra: &JsValue) -> JsValue {
+pub fn merge(base: &JsValue, extra: Option<JsValue>) -> JsValue {
     let target = Object::new();
-    for source in [base, extra] {
+    for source in [Some(base.clone()), extra].into_iter().flatten() {
         if source.is_object() {
             Object::assign(&target, source.unchecked_ref());
         }

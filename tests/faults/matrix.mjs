@@ -90,14 +90,14 @@ function expectedError(wire) {
   }
 }
 
-/** A fetch that records every exchange into `log`. */
+/** A fetch that records every exchange into `log`. The library calls it with one `Request`. */
 function recorder(log) {
-  return async (url, init = {}) => {
-    const headers = init.headers ?? {};
-    const entry = { method: init.method ?? "GET", key: headers["Idempotency-Key"], t0: performance.now() };
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const entry = { method: request.method, key: request.headers.get("Idempotency-Key") ?? undefined, t0: performance.now() };
     log.push(entry);
     try {
-      const res = await fetch(url, init);
+      const res = await fetch(request);
       entry.t1 = performance.now();
       entry.wall1 = Date.now();
       entry.status = res.status;
@@ -116,7 +116,7 @@ function recorder(log) {
     } catch (e) {
       entry.t1 = performance.now();
       entry.error = e;
-      entry.aborted = Boolean(init.signal && init.signal.aborted);
+      entry.aborted = request.signal.aborted;
       if (process.env.FAULT_DEBUG && entry.aborted) console.log(`abort ${entry.method} at ${(entry.t0 - started).toFixed(0)} ms after ${(entry.t1 - entry.t0).toFixed(0)} ms`);
       entry.wire = classify(entry);
       throw e;

@@ -377,6 +377,7 @@ const VALID = [
   ["resolution high with sora-2-pro", { prompt: "x", model: "sora-2-pro", resolution: "high" }],
   ["startImage https", { prompt: "x", startImage: "https://images.example.com/first-frame.png" }],
   ["webhookUrl http to localhost", { prompt: "x", webhookUrl: "http://localhost:9/hook", webhookEvents: ["completed", "failed"] }],
+  ["optional fields left undefined", { prompt: "x", duration: undefined, aspectRatio: undefined }],
 ];
 
 test(`validation: ${INVALID.length} invalid requests reject invalid_request with the camelCase field, before any request`, async (lib, env) => {
@@ -613,6 +614,33 @@ test("transport auto against the bare simulator (no events endpoint) completes b
   assert.ok(st.statusReads[a.id] >= 1, "auto: the job was polled");
   assert.ok(st.statusReads[b.id] >= 1, "poll: the job was polled");
   assert.eq(st.jobsCreated, 2, "jobsCreated");
+});
+
+test("a result URL that is not http(s) (javascript:, data:) rejects bad_response from poll and waitForJob, read once", async (lib, env) => {
+  const sub = await lib.generate({ prompt: "unsafe result [ms=200]" }, opts(env));
+  await sleep(500);
+  const unsafe = [
+    ["javascript: string", "javascript:alert(document.domain)"],
+    ["data: videoUrl", { videoUrl: "data:text/html,<script>alert(1)</script>" }],
+  ];
+  for (const [why, result] of unsafe) {
+    let reads = 0;
+    // The caller's fetch swaps the simulator's finished result for an unsafe
+    // one, as a compromised or look-alike upstream would send it.
+    const fetch = async (request) => {
+      reads += 1;
+      const res = await globalThis.fetch(request);
+      const job = await res.json();
+      job.result = result;
+      return new Response(JSON.stringify(job), { status: res.status, headers: { "content-type": "application/json" } });
+    };
+    const err = await rejects(lib.poll(sub.jobId, opts(env, { fetch })), `poll(${why})`);
+    checkError(err, { code: "bad_response", retryable: false, jobId: sub.jobId }, `poll(${why})`);
+    assert.includes(err.message, "result URL", `poll(${why}): the message says what was refused`);
+    const err2 = await rejects(lib.waitForJob(sub.jobId, opts(env, { fetch, transport: "poll" })), `waitForJob(${why})`);
+    checkError(err2, { code: "bad_response", retryable: false, jobId: sub.jobId }, `waitForJob(${why})`);
+    assert.eq(reads, 2, `${why}: one read each, a finished job's result is not asked for again`);
+  }
 });
 
 test("no error produced by any case exposes the API key (right or wrong)", async (_lib, env) => {

@@ -1,8 +1,17 @@
-/* sora-edge: generate Sora 2 videos through Apiframe v2. Types for CONTRACT.md §1. */
+//! The TypeScript types of the exports, emitted by wasm-bindgen into the
+//! generated `sora_edge.d.ts` (the exports name them through
+//! `unchecked_param_type` / `unchecked_return_type`). Each declaration sits
+//! here once, beside the name of the Rust type or rule it describes, and
+//! `tests/types/usage.ts` checks the generated file with `tsc`.
 
+use wasm_bindgen::prelude::*;
+
+// core::request: MODELS, DURATIONS, ASPECT_RATIOS, RESOLUTIONS, WEBHOOK_EVENTS
+// and CLIENT_FIELDS, checked by `GenerateRequest::from_client`.
+#[wasm_bindgen(typescript_custom_section)]
+const REQUEST: &str = r#"
 export type AspectRatio = "16:9" | "9:16";
 export type Duration = 4 | 8 | 10 | 12 | 15;
-export type JobStatus = "QUEUED" | "PROCESSING" | "COMPLETED" | "FAILED";
 export type Model = "sora-2" | "sora-2-pro";
 export type WebhookEvent = "progress" | "completed" | "failed";
 
@@ -25,13 +34,17 @@ export interface GenerateRequest {
   /** Extra upstream fields, passed through untouched. */
   soraParams?: Record<string, unknown>;
 }
+"#;
 
+// wasm::options::Options and its Transport.
+#[wasm_bindgen(typescript_custom_section)]
+const OPTIONS: &str = r#"
 export interface ClientOptions {
   /** Default "https://api.apiframe.ai"; behind the edge worker e.g. "/api". */
   baseUrl?: string;
   /** Server-side only; omit it behind the edge worker. */
   apiKey?: string;
-  /** Default: the runtime's global fetch. */
+  /** Default: the runtime's global fetch. It is called with one `Request`. */
   fetch?: typeof fetch;
   /** Aborts the call (and any wait) at once. */
   signal?: AbortSignal;
@@ -53,15 +66,22 @@ export interface WaitOptions extends ClientOptions {
   onProgress?: (job: Job) => void;
   /** Overall; default 15 minutes. */
   deadlineMs?: number;
-  /** "auto": server-sent events when the server offers them, else polling. */
+  /** "auto": the relay's event stream through EventSource where the runtime has one
+   *  and the server offers it (and no `fetch` or `headers` option is given), else polling. */
   transport?: "auto" | "poll" | "events";
 }
+"#;
 
+// wasm::Submitted, core::job::{Job, JobStatus}.
+#[wasm_bindgen(typescript_custom_section)]
+const JOB: &str = r#"
 export interface Submitted {
   jobId: string;
   status: string;
   idempotencyKey: string;
 }
+
+export type JobStatus = "QUEUED" | "PROCESSING" | "COMPLETED" | "FAILED";
 
 export interface Job {
   id: string;
@@ -69,7 +89,7 @@ export interface Job {
   status: JobStatus | (string & {});
   /** 0 to 100. */
   progress: number;
-  /** Normalised from every documented `result` shape. */
+  /** Normalised from every documented `result` shape; http(s) only. */
   videoUrl: string | null;
   error: string | null;
   model?: string;
@@ -79,7 +99,11 @@ export interface Job {
   /** The upstream job as received. */
   raw: object;
 }
+"#;
 
+// core::error::{ErrorCode, SoraError}, thrown by wasm::error::to_js.
+#[wasm_bindgen(typescript_custom_section)]
+const ERROR: &str = r#"
 export type SoraEdgeErrorCode =
   | "invalid_request"
   | "unauthorized"
@@ -106,33 +130,4 @@ export interface SoraEdgeError extends Error {
   jobId?: string;
   idempotencyKey?: string;
 }
-
-export function generate(req: GenerateRequest, opts?: GenerateOptions): Promise<Submitted>;
-/** One status read. */
-export function poll(jobId: string, opts?: ClientOptions): Promise<Job>;
-/** Resolves on COMPLETED; rejects with job_failed, deadline_exceeded, aborted, ... */
-export function waitForJob(jobId: string, opts?: WaitOptions): Promise<Job>;
-/** generate + waitForJob. */
-export function run(req: GenerateRequest, opts?: GenerateOptions & WaitOptions): Promise<Job>;
-
-/** The same four calls, with options fixed once; per-call options override them. */
-export class Client {
-  constructor(opts?: ClientOptions & GenerateOptions & WaitOptions);
-  generate(req: GenerateRequest, opts?: GenerateOptions): Promise<Submitted>;
-  poll(jobId: string, opts?: ClientOptions): Promise<Job>;
-  waitForJob(jobId: string, opts?: WaitOptions): Promise<Job>;
-  run(req: GenerateRequest, opts?: GenerateOptions & WaitOptions): Promise<Job>;
-  free(): void;
-}
-
-export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
-export type SyncInitInput = BufferSource | WebAssembly.Module;
-export interface InitOutput {
-  readonly memory: WebAssembly.Memory;
-}
-/** Instantiates the wasm synchronously (Workers: `initSync({ module })` with the imported .wasm). */
-export function initSync(module: { module: SyncInitInput } | SyncInitInput): InitOutput;
-/** Browsers and bundlers: `await init()` once before the first call. A no-op in Node. */
-export default function init(
-  module_or_path?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>,
-): Promise<InitOutput>;
+"#;
