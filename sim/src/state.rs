@@ -2,11 +2,9 @@
 //! counters, queued faults and pending webhook deliveries.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-
-use crate::util::{iso8601_ms, Rng};
 
 pub const FAULTS: [&str; 9] = [
     "500",
@@ -22,6 +20,18 @@ pub const FAULTS: [&str; 9] = [
 /// Routes a queued fault can target.
 pub const FAULT_ROUTES: [&str; 5] = ["generate", "job", "jobs", "me", "any"];
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 5;
+
+/// Milliseconds since the Unix epoch (wall clock).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `2026-03-15T10:00:00.000Z` from epoch milliseconds.
+pub fn iso8601_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
 
 /// Settings that `POST /__sim/config` can change (reset restores the flags).
 #[derive(Debug, Clone)]
@@ -92,8 +102,9 @@ pub struct Webhook {
     /// Next progress step (10, 20, ..., 90) to emit; 100 when done.
     pub next_step: u32,
     pub terminal_emitted: bool,
+    /// Emitted events not yet delivered or given up on; the head is the one
+    /// being attempted.
     pub queue: VecDeque<Pending>,
-    pub in_flight: bool,
     pub delivered_any: bool,
     pub failed_any: bool,
 }
@@ -105,11 +116,7 @@ impl Webhook {
         }
         if self.failed_any {
             Some("failed")
-        } else if self.terminal_emitted
-            && self.queue.is_empty()
-            && !self.in_flight
-            && self.delivered_any
-        {
+        } else if self.terminal_emitted && self.queue.is_empty() && self.delivered_any {
             Some("delivered")
         } else {
             Some("pending")
@@ -267,6 +274,23 @@ impl Job {
         }
         out
     }
+
+    /// When `due_events` next has something to emit; `None` once the terminal
+    /// event is out.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        let wh = self.webhook.as_ref()?;
+        if wh.terminal_emitted {
+            return None;
+        }
+        let end = self.end_ms();
+        let progress = wh.events.iter().any(|e| e == "progress") && wh.next_step <= 90;
+        let at = match self.step_at(wh.next_step) {
+            s if progress && s < end => s,
+            _ => end,
+        };
+        // Rounded up so that the event is surely due on waking.
+        Some(self.started + Duration::from_micros((at * 1000.0).ceil() as u64))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -306,32 +330,38 @@ pub struct State {
     pub stats: Stats,
     /// Queued faults: (route, fault), consumed in order by matching requests.
     pub faults: VecDeque<(String, String)>,
-    pub rng: Rng,
+    /// Draws the random faults: the same sequence after each `seed` is set.
+    pub rng: fastrand::Rng,
     pub seq: u64,
-    /// Bumped by reset so that in-flight webhook deliveries are ignored.
-    pub generation: u64,
+}
+
+/// What a job's webhook task does next (see `webhook.rs`).
+#[derive(Debug, PartialEq)]
+pub enum WebhookStep {
+    /// Attempt the head event now (counted as attempted).
+    Send {
+        url: String,
+        event: String,
+        body: Vec<u8>,
+    },
+    /// Nothing is due before then.
+    WaitUntil(Instant),
+    /// Every event was emitted and settled.
+    Done,
 }
 
 impl State {
     pub fn new(cfg: Config) -> State {
-        let rng = Rng::new(cfg.seed);
         State {
+            rng: fastrand::Rng::with_seed(cfg.seed),
             cfg,
             jobs: Vec::new(),
             index: HashMap::new(),
             idem: HashMap::new(),
             stats: Stats::default(),
             faults: VecDeque::new(),
-            rng,
             seq: 0,
-            generation: 0,
         }
-    }
-
-    pub fn reset(&mut self, cfg: Config) {
-        let gen = self.generation + 1;
-        *self = State::new(cfg);
-        self.generation = gen;
     }
 
     pub fn job(&self, id: &str) -> Option<&Job> {
@@ -339,10 +369,7 @@ impl State {
     }
 
     pub fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
-        match self.index.get(id) {
-            Some(&i) => Some(&mut self.jobs[i]),
-            None => None,
-        }
+        self.index.get(id).map(|&i| &mut self.jobs[i])
     }
 
     pub fn push_job(&mut self, job: Job) {
@@ -359,13 +386,12 @@ impl State {
         {
             return self.faults.remove(pos).map(|(_, f)| f);
         }
-        if self.cfg.fault_rate > 0.0 && self.rng.next_f64() < self.cfg.fault_rate {
+        if self.cfg.fault_rate > 0.0 && self.rng.f64() < self.cfg.fault_rate {
             let set = &self.cfg.fault_set;
             if set.is_empty() {
                 return Some("503".to_string());
             }
-            let i = (self.rng.next_u64() % set.len() as u64) as usize;
-            return Some(set[i].clone());
+            return Some(set[self.rng.usize(..set.len())].clone());
         }
         None
     }
@@ -381,11 +407,51 @@ impl State {
         1000 - spent
     }
 
-    /// Record the outcome of one webhook delivery attempt.
-    pub fn delivery_done(&mut self, generation: u64, job_id: &str, ok: bool) {
-        if generation != self.generation {
-            return;
+    /// Queue the job's events that have happened by `now` (or discard them
+    /// under `dropWebhooks`: never sent, never counted) and say what its
+    /// webhook task does next.
+    pub fn webhook_step(&mut self, job_id: &str, now: Instant, port: u16) -> WebhookStep {
+        let drop_all = self.cfg.drop_webhooks;
+        let Some(job) = self.job_mut(job_id) else {
+            return WebhookStep::Done;
+        };
+        let due = job.due_events(now, port);
+        let next_event = job.next_event_at();
+        let Some(wh) = job.webhook.as_mut() else {
+            return WebhookStep::Done;
+        };
+        if drop_all {
+            wh.queue.clear();
+        } else {
+            wh.queue
+                .extend(due.into_iter().map(|(event, body)| Pending {
+                    event,
+                    body,
+                    attempts: 0,
+                    next_at: now,
+                }));
         }
+        let step = match (wh.queue.front(), next_event) {
+            (Some(head), _) if head.next_at <= now => WebhookStep::Send {
+                url: wh.url.clone(),
+                event: head.event.clone(),
+                body: head.body.clone(),
+            },
+            (Some(head), Some(at)) => WebhookStep::WaitUntil(head.next_at.min(at)),
+            (Some(head), None) => WebhookStep::WaitUntil(head.next_at),
+            (None, Some(at)) => WebhookStep::WaitUntil(at),
+            (None, None) => WebhookStep::Done,
+        };
+        if matches!(step, WebhookStep::Send { .. }) {
+            self.stats.wh_attempted += 1;
+        }
+        step
+    }
+
+    /// Record the outcome of the attempt that `webhook_step` started: drop the
+    /// event once delivered or after its last attempt, else schedule the retry
+    /// `webhookRetryMs * 2^(attempt-1)` after `now`.
+    pub fn delivery_done(&mut self, job_id: &str, ok: bool, now: Instant) {
         let base = self.cfg.webhook_retry_ms;
         if ok {
             self.stats.wh_delivered += 1;
@@ -395,7 +461,6 @@ impl State {
         let Some(wh) = self.job_mut(job_id).and_then(|j| j.webhook.as_mut()) else {
             return;
         };
-        wh.in_flight = false;
         if ok {
             wh.queue.pop_front();
             wh.delivered_any = true;
@@ -410,7 +475,7 @@ impl State {
             wh.failed_any = true;
         } else {
             let delay = base.saturating_mul(1u64 << (head.attempts - 1).min(20));
-            head.next_at = Instant::now() + Duration::from_millis(delay);
+            head.next_at = now + Duration::from_millis(delay);
         }
     }
 }
@@ -436,7 +501,6 @@ mod tests {
                 next_step: 10,
                 terminal_emitted: false,
                 queue: VecDeque::new(),
-                in_flight: false,
                 delivered_any: false,
                 failed_any: false,
             }),

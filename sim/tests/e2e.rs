@@ -7,17 +7,32 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use apiframe_sim::sign::{self, KeyMode};
-use apiframe_sim::{start, Options, Server};
+use apiframe_sim::{start, Options};
 use serde_json::{json, Value};
 
 const KEY: &str = "afk_test_key";
 
-fn sim(job_ms: u64) -> Server {
+/// A simulator on its own runtime; the tests talk to it over blocking sockets.
+struct Sim {
+    port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn sim(job_ms: u64) -> Sim {
     let mut o = Options::new(KEY);
     o.job_ms = job_ms;
     o.quiet = true;
     o.webhook_retry_ms = 50;
-    start(o).expect("start sim")
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(start(o)).expect("start sim");
+    Sim {
+        port: server.port,
+        _runtime: runtime,
+    }
 }
 
 #[derive(Debug)]
