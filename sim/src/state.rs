@@ -556,4 +556,125 @@ mod tests {
         assert_eq!(body["error"], "boom");
         assert_eq!(body["status"], "FAILED");
     }
+
+    fn state_with(job: Job) -> State {
+        let mut st = State::new(Config {
+            job_ms: 1000,
+            object_shape: false,
+            drop_webhooks: false,
+            fault_rate: 0.0,
+            fault_set: Vec::new(),
+            seed: 1,
+            webhook_retry_ms: 100,
+        });
+        st.push_job(job);
+        st
+    }
+
+    fn send_event(step: WebhookStep) -> String {
+        match step {
+            WebhookStep::Send { event, .. } => event,
+            other => panic!("expected a send, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_steps_wait_send_retry_and_give_up() {
+        let mut j = job(1000, false);
+        j.webhook.as_mut().unwrap().events = vec!["completed".into()];
+        let t0 = j.started;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut st = state_with(j);
+        // Without progress events, nothing is due before the end.
+        assert_eq!(
+            st.webhook_step("j", at(0), 1),
+            WebhookStep::WaitUntil(at(1000))
+        );
+        assert_eq!(send_event(st.webhook_step("j", at(1000), 1)), "completed");
+        // Four failures back off 100, 200, 400, 800 ms; the fifth gives up.
+        let mut now = at(1000);
+        for delay in [100, 200, 400, 800] {
+            st.delivery_done("j", false, now);
+            let retry = now + Duration::from_millis(delay);
+            assert_eq!(st.webhook_step("j", now, 1), WebhookStep::WaitUntil(retry));
+            now = retry;
+            assert_eq!(send_event(st.webhook_step("j", now, 1)), "completed");
+        }
+        st.delivery_done("j", false, now);
+        assert_eq!(st.webhook_step("j", now, 1), WebhookStep::Done);
+        let v = st.job("j").unwrap().to_json(now, 1);
+        assert_eq!(v["webhookStatus"], "failed");
+        let w = st.stats.to_json()["webhooks"].clone();
+        assert_eq!(w, json!({"attempted": 5, "delivered": 0, "failed": 5}));
+    }
+
+    #[test]
+    fn webhook_steps_progress_in_order_then_delivered() {
+        let j = job(1000, false);
+        let t0 = j.started;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut st = state_with(j);
+        // 10 % of the ramp is reached at 100 + 90 = 190 ms.
+        assert_eq!(
+            st.webhook_step("j", at(0), 1),
+            WebhookStep::WaitUntil(at(190))
+        );
+        let mut sent = Vec::new();
+        let mut now = at(190);
+        loop {
+            match st.webhook_step("j", now, 1) {
+                WebhookStep::Send { event, body, .. } => {
+                    let b: Value = serde_json::from_slice(&body).unwrap();
+                    sent.push(format!("{event}:{}", b["progress"]));
+                    st.delivery_done("j", true, now);
+                }
+                WebhookStep::WaitUntil(t) => now = t,
+                WebhookStep::Done => break,
+            }
+        }
+        let want: Vec<String> = (1..=9)
+            .map(|i| format!("progress:{}", i * 10))
+            .chain(["completed:100".to_string()])
+            .collect();
+        assert_eq!(sent, want);
+        assert_eq!(now, at(1000));
+        assert_eq!(
+            st.job("j").unwrap().to_json(now, 1)["webhookStatus"],
+            "delivered"
+        );
+    }
+
+    #[test]
+    fn dropped_webhooks_are_never_sent_and_stay_pending() {
+        let j = job(1000, false);
+        let t0 = j.started;
+        let mut st = state_with(j);
+        st.cfg.drop_webhooks = true;
+        let end = t0 + Duration::from_millis(1000);
+        assert_eq!(st.webhook_step("j", end, 1), WebhookStep::Done);
+        assert_eq!(st.stats.wh_attempted, 0);
+        assert_eq!(
+            st.job("j").unwrap().to_json(end, 1)["webhookStatus"],
+            "pending"
+        );
+    }
+
+    #[test]
+    fn seeded_faults_repeat() {
+        let draw = |seed| {
+            let mut st = state_with(job(1000, false));
+            st.cfg.fault_rate = 0.5;
+            st.cfg.fault_set = vec!["503".into(), "reset".into()];
+            st.rng = fastrand::Rng::with_seed(seed);
+            (0..40).map(|_| st.next_fault("job")).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let d = draw(7);
+        assert!(
+            d.contains(&None)
+                && d.contains(&Some("503".into()))
+                && d.contains(&Some("reset".into()))
+        );
+    }
 }
