@@ -59,9 +59,16 @@ pub type Resp = Response<Full<Bytes>>;
 /// What the connection does with a request.
 pub enum Action {
     Respond(Resp),
-    /// Write nothing; close with a TCP RST.
+    /// Write nothing: the connection's task takes the socket back from hyper.
+    Abort(Abort),
+}
+
+/// A socket-level fault: what the connection's task does instead of answering.
+#[derive(Debug, Clone, Copy)]
+pub enum Abort {
+    /// Close with a TCP RST.
     Reset,
-    /// Write nothing; hold the connection open.
+    /// Hold the connection open without a word.
     Hang,
 }
 
@@ -80,10 +87,10 @@ impl From<Resp> for Reply {
     }
 }
 
-impl From<Action> for Reply {
-    fn from(action: Action) -> Reply {
+impl From<Abort> for Reply {
+    fn from(abort: Abort) -> Reply {
         Reply {
-            action,
+            action: Action::Abort(abort),
             note: String::new(),
         }
     }
@@ -206,8 +213,8 @@ fn apply_fault(
             let r = message(429, "Too many requests");
             with_header(r, "retry-after", &httpdate::fmt_http_date(at)).into()
         }
-        "reset" => Action::Reset.into(),
-        "hang" => Action::Hang.into(),
+        "reset" => Abort::Reset.into(),
+        "hang" => Abort::Hang.into(),
         "malformed" => {
             let body: &'static [u8] = match route {
                 "generate" => b"{\"jobId\": \"",
@@ -221,7 +228,7 @@ fn apply_fault(
                 // The job is created (and counted), then the answer is lost.
                 normal(sh, req, route, job_id);
             }
-            Action::Reset.into()
+            Abort::Reset.into()
         }
         other => {
             let msg = format!(

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::options::Options;
-use crate::routes::{self, Action, Req};
+use crate::routes::{self, Abort, Action, Req};
 use crate::sign;
 use crate::state::{Config, State};
 
@@ -128,13 +128,6 @@ async fn accept_loop(sh: Arc<Shared>, listener: TcpListener, builder: http1::Bui
     }
 }
 
-/// A socket-level fault, sent by a handler to its connection's task.
-#[derive(Debug, Clone, Copy)]
-enum Abort {
-    Reset,
-    Hang,
-}
-
 async fn serve_connection(sh: Arc<Shared>, stream: TcpStream, builder: http1::Builder) {
     let _ = stream.set_nodelay(true);
     let (abort_tx, mut abort_rx) = mpsc::unbounded_channel();
@@ -203,7 +196,7 @@ async fn handle(
         format!(" [{}]", reply.note)
     };
     let (method, target) = (&req.method, &req.target);
-    let abort_with = match reply.action {
+    match reply.action {
         Action::Respond(mut resp) => {
             let status = resp.status().as_u16();
             sh.log(format_args!(
@@ -215,14 +208,15 @@ async fn handle(
                 req.header("access-control-request-headers"),
                 video,
             );
-            return Ok(resp);
+            Ok(resp)
         }
-        Action::Reset => Abort::Reset,
-        Action::Hang => Abort::Hang,
-    };
-    sh.log(format_args!("{method} {target} -> --- ({ms} ms){note}"));
-    let _ = abort.send(abort_with);
-    std::future::pending().await
+        Action::Abort(a) => {
+            sh.log(format_args!("{method} {target} -> --- ({ms} ms){note}"));
+            let _ = abort.send(a);
+            // Never answer: the connection's task drops this future.
+            std::future::pending().await
+        }
+    }
 }
 
 /// Permissive CORS on every answer (browser tests call from another origin).
