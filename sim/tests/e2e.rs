@@ -807,6 +807,28 @@ fn webhook_progress_events_and_give_up() {
 }
 
 #[test]
+fn https_webhooks_fail_every_attempt() {
+    // The simulator speaks no TLS: an https URL is accepted by validation
+    // (upstream takes it) but each delivery attempt fails at once.
+    let s = sim(3000);
+    let r = gen(
+        s.port,
+        &json!({"prompt": "[ms=50]", "model": "sora-2",
+                "webhookUrl": "https://127.0.0.1:9/hook"}),
+    );
+    let id = r.json()["jobId"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    while get(s.port, &format!("/v2/jobs/{id}")).json()["webhookStatus"] != "failed" {
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats(s.port)["webhooks"],
+        json!({"attempted": 5, "delivered": 0, "failed": 5})
+    );
+}
+
+#[test]
 fn keep_alive_and_many_connections() {
     let s = sim(3000);
     // 50 requests on one keep-alive connection, pipelined in pairs.
