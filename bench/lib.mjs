@@ -36,16 +36,16 @@ export async function startPlainWorker(simUrl) {
 }
 
 /**
- * `total` GETs of `path` at `base`, `concurrency` at a time over keep-alive
- * connections. Resolves with `{latencies (ms, unsorted), seconds, errors}`.
+ * `total` GETs of `path` at `base` (with `headers`), `concurrency` at a time
+ * over keep-alive connections. Resolves with `{latencies (ms, unsorted), seconds, errors}`.
  */
-export async function load(base, path, { total, concurrency }) {
+export async function load(base, path, { total, concurrency, headers = {} }) {
   const { hostname, port } = new URL(base);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const one = () =>
     new Promise((resolveOne) => {
       const t0 = performance.now();
-      const req = http.get({ hostname, port, path, agent }, (res) => {
+      const req = http.get({ hostname, port, path, agent, headers }, (res) => {
         res.on("data", () => {});
         res.on("end", () => resolveOne({ t: performance.now() - t0, ok: res.statusCode === 200 }));
       });

@@ -4,13 +4,17 @@
 //! and the `/__sim/*` control API. The contract it simulates is described in
 //! `shared/reference/APIFRAME-V2.md`; the binding command line and control API
 //! are in `docs/ARCHITECTURE.md`.
+#![forbid(unsafe_code)]
 
-pub mod http;
+pub mod control;
+pub mod options;
+pub mod routes;
 pub mod server;
 pub mod sign;
 pub mod state;
-pub mod util;
 pub mod validate;
+pub mod video;
 pub mod webhook;
 
-pub use server::{start, Options, Server};
+pub use options::Options;
+pub use server::{start, Server};

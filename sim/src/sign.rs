@@ -9,20 +9,13 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `--webhook-key hex|raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyMode {
+    /// The 64-character lowercase hex string of SHA-256(api key).
     Hex,
+    /// Its 32 raw bytes.
     Raw,
-}
-
-impl KeyMode {
-    pub fn parse(s: &str) -> Option<KeyMode> {
-        match s {
-            "hex" => Some(KeyMode::Hex),
-            "raw" => Some(KeyMode::Raw),
-            _ => None,
-        }
-    }
 }
 
 /// The HMAC key bytes derived from the API key.
@@ -30,7 +23,7 @@ pub fn signing_key(api_key: &str, mode: KeyMode) -> Vec<u8> {
     let digest = Sha256::digest(api_key.as_bytes());
     match mode {
         KeyMode::Raw => digest.to_vec(),
-        KeyMode::Hex => crate::util::hex(&digest).into_bytes(),
+        KeyMode::Hex => hex::encode(digest).into_bytes(),
     }
 }
 
@@ -38,7 +31,7 @@ pub fn signing_key(api_key: &str, mode: KeyMode) -> Vec<u8> {
 pub fn sign(key: &[u8], body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(body);
-    crate::util::hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

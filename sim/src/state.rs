@@ -2,11 +2,9 @@
 //! counters, queued faults and pending webhook deliveries.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-
-use crate::util::{iso8601_ms, Rng};
 
 pub const FAULTS: [&str; 9] = [
     "500",
@@ -22,6 +20,18 @@ pub const FAULTS: [&str; 9] = [
 /// Routes a queued fault can target.
 pub const FAULT_ROUTES: [&str; 5] = ["generate", "job", "jobs", "me", "any"];
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 5;
+
+/// Milliseconds since the Unix epoch (wall clock).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `2026-03-15T10:00:00.000Z` from epoch milliseconds.
+pub fn iso8601_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
 
 /// Settings that `POST /__sim/config` can change (reset restores the flags).
 #[derive(Debug, Clone)]
@@ -92,8 +102,9 @@ pub struct Webhook {
     /// Next progress step (10, 20, ..., 90) to emit; 100 when done.
     pub next_step: u32,
     pub terminal_emitted: bool,
+    /// Emitted events not yet delivered or given up on; the head is the one
+    /// being attempted.
     pub queue: VecDeque<Pending>,
-    pub in_flight: bool,
     pub delivered_any: bool,
     pub failed_any: bool,
 }
@@ -105,11 +116,7 @@ impl Webhook {
         }
         if self.failed_any {
             Some("failed")
-        } else if self.terminal_emitted
-            && self.queue.is_empty()
-            && !self.in_flight
-            && self.delivered_any
-        {
+        } else if self.terminal_emitted && self.queue.is_empty() && self.delivered_any {
             Some("delivered")
         } else {
             Some("pending")
@@ -267,6 +274,23 @@ impl Job {
         }
         out
     }
+
+    /// When `due_events` next has something to emit; `None` once the terminal
+    /// event is out.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        let wh = self.webhook.as_ref()?;
+        if wh.terminal_emitted {
+            return None;
+        }
+        let end = self.end_ms();
+        let progress = wh.events.iter().any(|e| e == "progress") && wh.next_step <= 90;
+        let at = match self.step_at(wh.next_step) {
+            s if progress && s < end => s,
+            _ => end,
+        };
+        // Rounded up so that the event is surely due on waking.
+        Some(self.started + Duration::from_micros((at * 1000.0).ceil() as u64))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -306,32 +330,38 @@ pub struct State {
     pub stats: Stats,
     /// Queued faults: (route, fault), consumed in order by matching requests.
     pub faults: VecDeque<(String, String)>,
-    pub rng: Rng,
+    /// Draws the random faults: the same sequence after each `seed` is set.
+    pub rng: fastrand::Rng,
     pub seq: u64,
-    /// Bumped by reset so that in-flight webhook deliveries are ignored.
-    pub generation: u64,
+}
+
+/// What a job's webhook task does next (see `webhook.rs`).
+#[derive(Debug, PartialEq)]
+pub enum WebhookStep {
+    /// Attempt the head event now (counted as attempted).
+    Send {
+        url: String,
+        event: String,
+        body: Vec<u8>,
+    },
+    /// Nothing is due before then.
+    WaitUntil(Instant),
+    /// Every event was emitted and settled.
+    Done,
 }
 
 impl State {
     pub fn new(cfg: Config) -> State {
-        let rng = Rng::new(cfg.seed);
         State {
+            rng: fastrand::Rng::with_seed(cfg.seed),
             cfg,
             jobs: Vec::new(),
             index: HashMap::new(),
             idem: HashMap::new(),
             stats: Stats::default(),
             faults: VecDeque::new(),
-            rng,
             seq: 0,
-            generation: 0,
         }
-    }
-
-    pub fn reset(&mut self, cfg: Config) {
-        let gen = self.generation + 1;
-        *self = State::new(cfg);
-        self.generation = gen;
     }
 
     pub fn job(&self, id: &str) -> Option<&Job> {
@@ -339,10 +369,7 @@ impl State {
     }
 
     pub fn job_mut(&mut self, id: &str) -> Option<&mut Job> {
-        match self.index.get(id) {
-            Some(&i) => Some(&mut self.jobs[i]),
-            None => None,
-        }
+        self.index.get(id).map(|&i| &mut self.jobs[i])
     }
 
     pub fn push_job(&mut self, job: Job) {
@@ -359,13 +386,12 @@ impl State {
         {
             return self.faults.remove(pos).map(|(_, f)| f);
         }
-        if self.cfg.fault_rate > 0.0 && self.rng.next_f64() < self.cfg.fault_rate {
+        if self.cfg.fault_rate > 0.0 && self.rng.f64() < self.cfg.fault_rate {
             let set = &self.cfg.fault_set;
             if set.is_empty() {
                 return Some("503".to_string());
             }
-            let i = (self.rng.next_u64() % set.len() as u64) as usize;
-            return Some(set[i].clone());
+            return Some(set[self.rng.usize(..set.len())].clone());
         }
         None
     }
@@ -381,11 +407,51 @@ impl State {
         1000 - spent
     }
 
-    /// Record the outcome of one webhook delivery attempt.
-    pub fn delivery_done(&mut self, generation: u64, job_id: &str, ok: bool) {
-        if generation != self.generation {
-            return;
+    /// Queue the job's events that have happened by `now` (or discard them
+    /// under `dropWebhooks`: never sent, never counted) and say what its
+    /// webhook task does next.
+    pub fn webhook_step(&mut self, job_id: &str, now: Instant, port: u16) -> WebhookStep {
+        let drop_all = self.cfg.drop_webhooks;
+        let Some(job) = self.job_mut(job_id) else {
+            return WebhookStep::Done;
+        };
+        let due = job.due_events(now, port);
+        let next_event = job.next_event_at();
+        let Some(wh) = job.webhook.as_mut() else {
+            return WebhookStep::Done;
+        };
+        if drop_all {
+            wh.queue.clear();
+        } else {
+            wh.queue
+                .extend(due.into_iter().map(|(event, body)| Pending {
+                    event,
+                    body,
+                    attempts: 0,
+                    next_at: now,
+                }));
         }
+        let step = match (wh.queue.front(), next_event) {
+            (Some(head), _) if head.next_at <= now => WebhookStep::Send {
+                url: wh.url.clone(),
+                event: head.event.clone(),
+                body: head.body.clone(),
+            },
+            (Some(head), Some(at)) => WebhookStep::WaitUntil(head.next_at.min(at)),
+            (Some(head), None) => WebhookStep::WaitUntil(head.next_at),
+            (None, Some(at)) => WebhookStep::WaitUntil(at),
+            (None, None) => WebhookStep::Done,
+        };
+        if matches!(step, WebhookStep::Send { .. }) {
+            self.stats.wh_attempted += 1;
+        }
+        step
+    }
+
+    /// Record the outcome of the attempt that `webhook_step` started: drop the
+    /// event once delivered or after its last attempt, else schedule the retry
+    /// `webhookRetryMs * 2^(attempt-1)` after `now`.
+    pub fn delivery_done(&mut self, job_id: &str, ok: bool, now: Instant) {
         let base = self.cfg.webhook_retry_ms;
         if ok {
             self.stats.wh_delivered += 1;
@@ -395,7 +461,6 @@ impl State {
         let Some(wh) = self.job_mut(job_id).and_then(|j| j.webhook.as_mut()) else {
             return;
         };
-        wh.in_flight = false;
         if ok {
             wh.queue.pop_front();
             wh.delivered_any = true;
@@ -410,7 +475,7 @@ impl State {
             wh.failed_any = true;
         } else {
             let delay = base.saturating_mul(1u64 << (head.attempts - 1).min(20));
-            head.next_at = Instant::now() + Duration::from_millis(delay);
+            head.next_at = now + Duration::from_millis(delay);
         }
     }
 }
@@ -436,7 +501,6 @@ mod tests {
                 next_step: 10,
                 terminal_emitted: false,
                 queue: VecDeque::new(),
-                in_flight: false,
                 delivered_any: false,
                 failed_any: false,
             }),
@@ -491,5 +555,126 @@ mod tests {
         let body: Value = serde_json::from_slice(&evs[4].1).unwrap();
         assert_eq!(body["error"], "boom");
         assert_eq!(body["status"], "FAILED");
+    }
+
+    fn state_with(job: Job) -> State {
+        let mut st = State::new(Config {
+            job_ms: 1000,
+            object_shape: false,
+            drop_webhooks: false,
+            fault_rate: 0.0,
+            fault_set: Vec::new(),
+            seed: 1,
+            webhook_retry_ms: 100,
+        });
+        st.push_job(job);
+        st
+    }
+
+    fn send_event(step: WebhookStep) -> String {
+        match step {
+            WebhookStep::Send { event, .. } => event,
+            other => panic!("expected a send, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_steps_wait_send_retry_and_give_up() {
+        let mut j = job(1000, false);
+        j.webhook.as_mut().unwrap().events = vec!["completed".into()];
+        let t0 = j.started;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut st = state_with(j);
+        // Without progress events, nothing is due before the end.
+        assert_eq!(
+            st.webhook_step("j", at(0), 1),
+            WebhookStep::WaitUntil(at(1000))
+        );
+        assert_eq!(send_event(st.webhook_step("j", at(1000), 1)), "completed");
+        // Four failures back off 100, 200, 400, 800 ms; the fifth gives up.
+        let mut now = at(1000);
+        for delay in [100, 200, 400, 800] {
+            st.delivery_done("j", false, now);
+            let retry = now + Duration::from_millis(delay);
+            assert_eq!(st.webhook_step("j", now, 1), WebhookStep::WaitUntil(retry));
+            now = retry;
+            assert_eq!(send_event(st.webhook_step("j", now, 1)), "completed");
+        }
+        st.delivery_done("j", false, now);
+        assert_eq!(st.webhook_step("j", now, 1), WebhookStep::Done);
+        let v = st.job("j").unwrap().to_json(now, 1);
+        assert_eq!(v["webhookStatus"], "failed");
+        let w = st.stats.to_json()["webhooks"].clone();
+        assert_eq!(w, json!({"attempted": 5, "delivered": 0, "failed": 5}));
+    }
+
+    #[test]
+    fn webhook_steps_progress_in_order_then_delivered() {
+        let j = job(1000, false);
+        let t0 = j.started;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut st = state_with(j);
+        // 10 % of the ramp is reached at 100 + 90 = 190 ms.
+        assert_eq!(
+            st.webhook_step("j", at(0), 1),
+            WebhookStep::WaitUntil(at(190))
+        );
+        let mut sent = Vec::new();
+        let mut now = at(190);
+        loop {
+            match st.webhook_step("j", now, 1) {
+                WebhookStep::Send { event, body, .. } => {
+                    let b: Value = serde_json::from_slice(&body).unwrap();
+                    sent.push(format!("{event}:{}", b["progress"]));
+                    st.delivery_done("j", true, now);
+                }
+                WebhookStep::WaitUntil(t) => now = t,
+                WebhookStep::Done => break,
+            }
+        }
+        let want: Vec<String> = (1..=9)
+            .map(|i| format!("progress:{}", i * 10))
+            .chain(["completed:100".to_string()])
+            .collect();
+        assert_eq!(sent, want);
+        assert_eq!(now, at(1000));
+        assert_eq!(
+            st.job("j").unwrap().to_json(now, 1)["webhookStatus"],
+            "delivered"
+        );
+    }
+
+    #[test]
+    fn dropped_webhooks_are_never_sent_and_stay_pending() {
+        let j = job(1000, false);
+        let t0 = j.started;
+        let mut st = state_with(j);
+        st.cfg.drop_webhooks = true;
+        let end = t0 + Duration::from_millis(1000);
+        assert_eq!(st.webhook_step("j", end, 1), WebhookStep::Done);
+        assert_eq!(st.stats.wh_attempted, 0);
+        assert_eq!(
+            st.job("j").unwrap().to_json(end, 1)["webhookStatus"],
+            "pending"
+        );
+    }
+
+    #[test]
+    fn seeded_faults_repeat() {
+        let draw = |seed| {
+            let mut st = state_with(job(1000, false));
+            st.cfg.fault_rate = 0.5;
+            st.cfg.fault_set = vec!["503".into(), "reset".into()];
+            st.rng = fastrand::Rng::with_seed(seed);
+            (0..40).map(|_| st.next_fault("job")).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let d = draw(7);
+        assert!(
+            d.contains(&None)
+                && d.contains(&Some("503".into()))
+                && d.contains(&Some("reset".into()))
+        );
     }
 }

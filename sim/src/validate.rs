@@ -69,27 +69,21 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
-/// `true` for an absolute http(s) URL with a non-empty host and no whitespace.
+/// `true` for an absolute http(s) URL with a host, written out in full
+/// (`scheme://`, no whitespace): the WHATWG parser would also take
+/// `http:host` or surrounding spaces, which a client should not send.
 pub fn is_http_url(s: &str) -> bool {
-    let lower = s.to_ascii_lowercase();
-    let rest = if let Some(r) = lower.strip_prefix("http://") {
-        r
-    } else if let Some(r) = lower.strip_prefix("https://") {
-        r
-    } else {
-        return false;
-    };
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.split(']').next().unwrap_or("").trim_start_matches('[')
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    !host.is_empty()
+    match url::Url::parse(s) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && s[u.scheme().len()..].starts_with("://")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+        }
+        Err(_) => false,
+    }
 }
 
 /// Optional field: absent and `null` both count as absent.
@@ -487,6 +481,9 @@ mod tests {
         assert!(!is_http_url("http://:80/"));
         assert!(!is_http_url("http://a b/"));
         assert!(!is_http_url("example.com/x"));
+        assert!(!is_http_url("http:example.com/x"));
+        assert!(!is_http_url(" http://example.com/x"));
+        assert!(!is_http_url("ftp://example.com/x"));
     }
 
     #[test]

@@ -7,17 +7,36 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use apiframe_sim::sign::{self, KeyMode};
-use apiframe_sim::{start, Options, Server};
+use apiframe_sim::{start, Options};
 use serde_json::{json, Value};
 
 const KEY: &str = "afk_test_key";
 
-fn sim(job_ms: u64) -> Server {
+/// A simulator on its own runtime; the tests talk to it over blocking sockets.
+struct Sim {
+    port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn sim(job_ms: u64) -> Sim {
+    sim_with(|o| o.job_ms = job_ms)
+}
+
+fn sim_with(set: impl FnOnce(&mut Options)) -> Sim {
     let mut o = Options::new(KEY);
-    o.job_ms = job_ms;
     o.quiet = true;
     o.webhook_retry_ms = 50;
-    start(o).expect("start sim")
+    set(&mut o);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(start(o)).expect("start sim");
+    Sim {
+        port: server.port,
+        _runtime: runtime,
+    }
 }
 
 #[derive(Debug)]
@@ -528,6 +547,104 @@ fn faults() {
 }
 
 #[test]
+fn socket_faults_on_a_used_keep_alive_connection() {
+    let s = sim(3000);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let me = |fault: &str| {
+        raw_request(
+            "GET",
+            "/v2/me",
+            &[("X-API-Key", KEY), ("X-Sim-Fault", fault)],
+            "",
+        )
+    };
+    // Two answers on the connection first, then a reset instead of the third.
+    for _ in 0..2 {
+        c.write_all(&me("none")).unwrap();
+        assert_eq!(read_resp(&mut r).unwrap().status, 200);
+    }
+    c.write_all(&me("reset")).unwrap();
+    let e = read_resp(&mut r).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e:?}");
+
+    // A hang after an answer holds the connection until POST /__sim/reset,
+    // then closes it cleanly (FIN, no bytes).
+    let mut h = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    h.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hr = BufReader::new(h.try_clone().unwrap());
+    h.write_all(&me("none")).unwrap();
+    assert_eq!(read_resp(&mut hr).unwrap().status, 200);
+    h.write_all(&me("hang")).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    assert_eq!(
+        req(s.port, "POST", "/__sim/reset", &[], "").unwrap().status,
+        200
+    );
+    let mut rest = Vec::new();
+    assert_eq!(hr.read_to_end(&mut rest).unwrap(), 0);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn no_keep_alive_closes_after_each_answer() {
+    let s = sim_with(|o| o.no_keep_alive = true);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&raw_request("GET", "/v2/me", &[("X-API-Key", KEY)], ""))
+        .unwrap();
+    let mut r = BufReader::new(c);
+    let resp = read_resp(&mut r).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    assert_eq!(
+        r.read_to_end(&mut rest).unwrap(),
+        0,
+        "closed after the answer"
+    );
+}
+
+#[test]
+fn head_and_oversized_bodies() {
+    let s = sim(3000);
+    let full = get(s.port, "/videos/sample.mp4");
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&raw_request("HEAD", "/videos/sample.mp4", &[], ""))
+        .unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        if r.read_line(&mut head).unwrap() == 0 {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len = format!("Content-Length: {}\r\n", full.body.len());
+    assert!(head.contains(&len), "{head}");
+    // Then the next request on the connection: HEAD sent no body.
+    c.write_all(&raw_request("GET", "/v2/me", &[("X-API-Key", KEY)], ""))
+        .unwrap();
+    assert_eq!(read_resp(&mut r).unwrap().status, 200);
+
+    let big = "x".repeat(4 * 1024 * 1024 + 1);
+    let r = req(
+        s.port,
+        "POST",
+        "/v2/videos/generate",
+        &[("X-API-Key", KEY)],
+        &big,
+    )
+    .unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "too_large");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+}
+
+#[test]
 fn video_with_ranges() {
     let s = sim(3000);
     let full = get(s.port, "/videos/sample.mp4?job=abc");
@@ -687,6 +804,28 @@ fn webhook_progress_events_and_give_up() {
         json!({"attempted": 5, "delivered": 0, "failed": 5})
     );
     assert!(t0.elapsed() >= Duration::from_millis(700));
+}
+
+#[test]
+fn https_webhooks_fail_every_attempt() {
+    // The simulator speaks no TLS: an https URL is accepted by validation
+    // (upstream takes it) but each delivery attempt fails at once.
+    let s = sim(3000);
+    let r = gen(
+        s.port,
+        &json!({"prompt": "[ms=50]", "model": "sora-2",
+                "webhookUrl": "https://127.0.0.1:9/hook"}),
+    );
+    let id = r.json()["jobId"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    while get(s.port, &format!("/v2/jobs/{id}")).json()["webhookStatus"] != "failed" {
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats(s.port)["webhooks"],
+        json!({"attempted": 5, "delivered": 0, "failed": 5})
+    );
 }
 
 #[test]
