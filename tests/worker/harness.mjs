@@ -66,14 +66,17 @@ export async function startSim(extraArgs = []) {
   return { url, control: simControl(url), stop };
 }
 
-/** Miniflare options that run our worker (worker/index.js + pkg-edge) as wrangler would. */
+/** The worker as scripts/build-worker.sh builds it. */
+export const WORKER_ENTRY = resolve(ROOT, "worker/build/index.js");
+
+/** Miniflare options that run our worker (worker/build) as wrangler would. */
 export function workerOptions(port, bindings) {
   return {
     host: "127.0.0.1",
     port,
     modules: true,
     rootPath: ROOT,
-    scriptPath: resolve(ROOT, "worker/index.js"),
+    scriptPath: WORKER_ENTRY,
     modulesRoot: ROOT,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
@@ -85,10 +88,19 @@ export function workerOptions(port, bindings) {
   };
 }
 
-/** Starts the worker (worker/index.js + pkg-edge) in workerd on a free port. */
-export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
-  if (!existsSync(resolve(ROOT, "pkg-edge/sora_edge_bg.wasm"))) {
-    throw new Error("pkg-edge/ is missing: bash scripts/build.sh edge");
+/**
+ * Starts the worker (worker/build) in workerd on a free port. `rateLimit`
+ * limits generates per client, `eventsLimit` event-stream opens on jobs the
+ * relay does not know; `null` leaves the binding out.
+ */
+export async function startWorker({
+  simUrl,
+  vars = {},
+  rateLimit = { limit: 5, period: 60 },
+  eventsLimit = { limit: 10, period: 60 },
+}) {
+  if (!existsSync(WORKER_ENTRY)) {
+    throw new Error("worker/build/ is missing: bash scripts/build-worker.sh");
   }
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -104,7 +116,10 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
   const mf = new Miniflare({
     ...workerOptions(port, bindings),
-    ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : undefined,
+    ratelimits: {
+      ...(rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {}),
+      ...(eventsLimit ? { EVENTS_LIMITER: { simple: eventsLimit } } : {}),
+    },
   });
   const ready = await within(30000, mf.ready, "miniflare start");
   return { url: ready.href.replace(/\/$/, ""), origin, mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
