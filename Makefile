@@ -22,7 +22,7 @@ ARTIFACTS := tests/artifacts
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
-	@echo "make build   simulator (native) + wasm package (pkg/, pkg-edge/)"
+	@echo "make build   simulator (native) + wasm package (pkg/) + edge worker (worker/build/)"
 	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, quick start, size"
 	@echo "make size    gzip -9 size of the browser build (ceiling SIZE_CEILING=$(SIZE_CEILING) bytes)"
 	@echo "make demo    simulator + edge worker (local workerd) serving the page on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
@@ -33,7 +33,7 @@ setup:
 build:
 	cargo build --release -p apiframe-sim
 	bash scripts/build.sh
-	bash scripts/build.sh edge
+	bash scripts/build-worker.sh
 
 # ----------------------------------------------------------------------- test
 test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart size
@@ -48,6 +48,7 @@ lint:
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --features edge -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p sora-edge-worker -- -D warnings
 
 $(ARTIFACTS):
 	@mkdir -p $@
@@ -59,7 +60,7 @@ test-wasm-node: | $(ARTIFACTS)
 	node tests/wasm/node.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-node.log
 
 test-worker: | $(ARTIFACTS)
-	node tests/worker/worker.test.mjs 2>&1 | tee $(ARTIFACTS)/worker.log
+	node --test --test-reporter=spec tests/worker/ 2>&1 | tee $(ARTIFACTS)/worker.log
 
 test-wasm-chromium: | $(ARTIFACTS)
 	node tests/wasm/browser.test.mjs 2>&1 | tee $(ARTIFACTS)/wasm-chromium.log
@@ -76,7 +77,7 @@ test-summary:
 	@native=$$({ sed -n 's/^test result: [a-zA-Z]*\. \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/native.log 2>/dev/null || true; } | awk '{ s += $$1 } END { print s + 0 }'); \
 	 node=$$({ sed -n 's/^wasm-node: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-node.log 2>/dev/null || true; } | tail -n1); \
 	 chromium=$$({ sed -n 's/^wasm-chromium: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/wasm-chromium.log 2>/dev/null || true; } | tail -n1); \
-	 worker=$$({ sed -n 's/^worker: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/worker.log 2>/dev/null || true; } | tail -n1); \
+	 worker=$$({ sed -n 's/^ℹ pass \([0-9][0-9]*\)$$/\1/p' $(ARTIFACTS)/worker.log 2>/dev/null || true; } | tail -n1); \
 	 e2e=$$({ sed -n 's/^e2e: \([0-9][0-9]*\) passed.*/\1/p' $(ARTIFACTS)/e2e.log 2>/dev/null || true; } | tail -n1); \
 	 faults=$$({ sed -n 's/^faults: \([0-9][0-9]*\) jobs passed.*/\1/p' $(ARTIFACTS)/faults.log 2>/dev/null || true; } | tail -n1); \
 	 size=$$(cat $(ARTIFACTS)/size.txt 2>/dev/null || echo '?'); \

@@ -1,6 +1,6 @@
 // Shared plumbing for the worker tests and the relay bench: the simulator,
-// the real worker in workerd (Miniflare 4), a leak-checking fetch, webhook
-// signing, and an SSE reader. Every wait is bounded.
+// the real worker (worker/build) in workerd (Miniflare 4), webhook signing,
+// an event-stream reader and raw requests. Every wait is bounded.
 import { spawn } from "node:child_process";
 import { createHmac, createHash } from "node:crypto";
 import { connect } from "node:net";
@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import { Miniflare } from "miniflare";
+import { createParser } from "eventsource-parser";
 import { simControl } from "../wasm/sim-control.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -133,17 +134,26 @@ export function sign(body, key = API_KEY, mode = "hex") {
 }
 
 /**
- * Reads an SSE response: calls `onEvent({id, event, data}, now)` per event; resolves
- * with `{events, ended}` when the server ends the stream (`ended: true`), or
- * after `timeoutMs` (`ended: false`).
+ * Reads an event stream with eventsource-parser: calls `onEvent({id, event,
+ * data}, now)` per event and `onComment(text)` per comment; resolves with
+ * `{events, ended, bytes}` when the server ends the stream (`ended: true`),
+ * or after `timeoutMs` (`ended: false`).
  */
 export async function readEvents(res, { timeoutMs = 15000, onEvent = () => {}, onComment = () => {} } = {}) {
   const events = [];
+  const parser = createParser({
+    onEvent(message) {
+      const ev = { id: message.id ?? null, event: message.event ?? "message", data: message.data };
+      events.push(ev);
+      onEvent(ev, performance.now());
+    },
+    onComment: (text) => onComment(text.trim()),
+  });
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
-  let buf = "";
   let ended = false;
   let timedOut = false;
+  let bytes = 0;
   const timer = setTimeout(() => {
     timedOut = true;
     reader.cancel().catch(() => {});
@@ -155,35 +165,15 @@ export async function readEvents(res, { timeoutMs = 15000, onEvent = () => {}, o
         ended = !timedOut; // a cancel by the timeout also reads as done
         break;
       }
-      buf += decoder.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const ev = { id: null, event: "message", data: [] };
-        let hasData = false;
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) onComment(line);
-          else if (line.startsWith("id: ")) ev.id = line.slice(4);
-          else if (line.startsWith("event: ")) ev.event = line.slice(7);
-          else if (line.startsWith("data: ")) {
-            ev.data.push(line.slice(6));
-            hasData = true;
-          }
-        }
-        if (hasData) {
-          ev.data = ev.data.join("\n");
-          events.push(ev);
-          onEvent(ev, performance.now());
-        }
-      }
+      bytes += value.byteLength;
+      parser.feed(decoder.decode(value, { stream: true }));
     }
   } catch {
-    // cancelled by the timeout
+    // cancelled by the timeout or by the caller
   } finally {
     clearTimeout(timer);
   }
-  return { events, ended };
+  return { events, ended, bytes };
 }
 
 /**

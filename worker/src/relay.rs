@@ -581,7 +581,10 @@ impl DurableObject for JobRelay {
             .and_then(|r| r.after_read(outcome, now));
         match next {
             Some(delay) => self.state.storage().set_alarm(delay as i64).await?,
-            None => worker::console_log!("edge: fallback for job {id} stopped ({outcome:?})"),
+            None if outcome != ReadOutcome::Job => {
+                worker::console_log!("edge: fallback for job {id} gave up ({outcome:?})")
+            }
+            None => {}
         }
         self.save().await?;
         Response::ok("polled")
