@@ -381,16 +381,19 @@ impl JobRelay {
         if known {
             return Ok(None);
         }
-        if missing {
-            return respond(
+        let unknown = || {
+            respond(
                 Reply::error(
                     404,
                     "not_found",
-                    "the upstream does not know this job (checked within the last minute)",
+                    "the upstream does not know this job (asked within the last minute)",
                 ),
                 &[],
             )
-            .map(Some);
+            .map(Some)
+        };
+        if missing {
+            return unknown();
         }
         if !may_read {
             return Ok(Some(ResponseBuilder::new().with_status(NEEDS_READ).empty()));
@@ -403,6 +406,7 @@ impl JobRelay {
             if let Some(record) = self.live.record.borrow_mut().as_mut() {
                 record.remember_missing(now);
             }
+            return unknown();
         }
         if answer.status != 200 {
             let reply = answers::reply(
