@@ -4,7 +4,7 @@
 //! `redirect: "manual"`, so the key is never sent to a second host).
 
 use super::headers::pass_response;
-use super::relay::{sanitise, JobMap};
+use super::relay::{sanitise, unsafe_result_scheme, JobMap};
 use super::reply::{redact, Reply};
 use super::route::is_uuid;
 use serde::Deserialize;
@@ -44,10 +44,19 @@ pub fn submitted_job_id(body: &str) -> Option<String> {
     is_uuid(&submitted.job_id).then_some(submitted.job_id)
 }
 
+/// Only the `result` of a job: the other fields are skipped, not built.
+#[derive(Deserialize)]
+struct ResultOnly {
+    #[serde(default)]
+    result: serde_json::Value,
+}
+
 /// A status read's job, as the client may see it: `None` when the body can
 /// go as it came, or the job rewritten as FAILED when its result URL has a
 /// scheme other than http(s).
 pub fn sanitised_job(body: &str) -> Option<String> {
+    let only: ResultOnly = serde_json::from_str(body).ok()?;
+    unsafe_result_scheme(&only.result)?;
     let mut job: JobMap = serde_json::from_str(body).ok()?;
     if sanitise(&mut job) {
         serde_json::to_string(&job).ok()

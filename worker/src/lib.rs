@@ -20,7 +20,6 @@ use respond::respond;
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES};
 use sora_edge::edge::plan::{plan, Decision, Plan};
-use sora_edge::edge::relay::{merge, JobMap};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::{generate, upstream as answers, webhook, Route};
 use upstream::{api_key, exchange};
@@ -37,8 +36,17 @@ fn text(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
 }
 
+thread_local! {
+    /// The settings, decided once per isolate: an isolate runs one deployment's bindings.
+    static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+}
+
 /// The worker's settings from its bindings.
 pub(crate) fn config_of(env: &Env) -> Config {
+    CONFIG.with(|config| config.get_or_init(|| read_config(env)).clone())
+}
+
+fn read_config(env: &Env) -> Config {
     Config::from_env(&EnvText {
         base_url: text(env, "APIFRAME_BASE_URL"),
         allowed_origins: text(env, "ALLOWED_ORIGINS"),
@@ -52,7 +60,7 @@ pub(crate) fn config_of(env: &Env) -> Config {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let config = config_of(&env);
     let raw = req.inner();
     let headers: Vec<(String, String)> = req.headers().entries().collect();
@@ -68,7 +76,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         .unwrap_or_else(|| "unknown".to_string());
     let reply = match &plan.route {
         Route::Generate => generate_job(req, &env, &config, &plan, &client).await,
-        Route::Job(id) => read_job(&env, &ctx, &config, &plan, id).await,
+        Route::Job(id) => return read_job(&req, &env, &config, &plan, id).await,
         Route::Events(id) => return events(&req, &env, &config, &plan, id, &client).await,
         Route::Webhook => relay_webhook(req, &env).await,
     };
@@ -167,24 +175,19 @@ async fn generate_job(
     Ok(reply)
 }
 
-/// A status read. With relay on, the job's object answers a finished job
-/// (no upstream read); a running one is read upstream, and the object is
-/// told when the read changed what it knows.
+/// A status read: with relay on, through the job's object (which answers a
+/// finished job itself and merges a running one's read); else upstream.
 async fn read_job(
+    req: &Request,
     env: &Env,
-    ctx: &Context,
     config: &Config,
     plan: &Plan,
     id: &str,
-) -> Result<Reply> {
-    let relay = config.relay().then(|| RelayCall::new(env, id));
-    let mut known = None;
-    if let Some(relay) = &relay {
-        match relay.current().await {
-            Ok(Some(current)) if current.terminal => return Ok(Reply::json(current.job)),
-            Ok(current) => {
-                known = current.and_then(|c| serde_json::from_str::<JobMap>(&c.job).ok())
-            }
+) -> Result<Response> {
+    if config.relay() {
+        let accept = req.headers().get("accept").ok().flatten();
+        match RelayCall::new(env, id).read(accept.as_deref()).await {
+            Ok(res) => return respond::with_cors(res, &plan.cors),
             // Relay state unavailable: the upstream still knows the answer.
             Err(e) => worker::console_error!("edge: relay read failed for job {id}: {e}"),
         }
@@ -199,38 +202,12 @@ async fn read_job(
     )
     .await;
     let mut reply = answer_reply(env, answer);
-    if reply.status != 200 {
-        return Ok(reply);
-    }
-    if let Some(safe) = answers::sanitised_job(&reply.body) {
-        reply.body = safe;
-    }
-    let (Some(relay), Some(known)) = (relay, known) else {
-        return Ok(reply);
-    };
-    // The client gets the fresher of the two; the object hears of the read
-    // only when it changed the job: awaited when it finished the job (the
-    // next read is then answered by the object), else in the background.
-    let Ok(read) = serde_json::from_str::<JobMap>(&reply.body) else {
-        return Ok(reply);
-    };
-    let Ok(merged) = merge(Some(&known), read, id) else {
-        return Ok(reply);
-    };
-    reply.body = serde_json::to_string(&merged.job).unwrap_or(reply.body);
-    if merged.changed {
-        let told = relay.observe(reply.body.clone());
-        if merged.terminal {
-            told.await?;
-        } else {
-            ctx.wait_until(async move {
-                if let Err(e) = told.await {
-                    worker::console_error!("edge: relay merge failed: {e}");
-                }
-            });
+    if reply.status == 200 {
+        if let Some(safe) = answers::sanitised_job(&reply.body) {
+            reply.body = safe;
         }
     }
-    Ok(reply)
+    respond(reply, &plan.cors)
 }
 
 async fn events(

@@ -39,10 +39,9 @@ pub enum Op {
     Submitted,
     /// A verified webhook (body: the job).
     Webhook,
-    /// The stored job, if any.
-    Current,
-    /// A status read's job (body), merged when the object knows the job.
-    Observe,
+    /// A status read, answered by the object: from its record when the job
+    /// is over, else read upstream and merged.
+    Read,
     /// Open an events stream.
     Events,
 }
@@ -52,20 +51,10 @@ impl Op {
         match self {
             Op::Submitted => "/submitted",
             Op::Webhook => "/webhook",
-            Op::Current => "/current",
-            Op::Observe => "/observe",
+            Op::Read => "/read",
             Op::Events => "/events",
         }
     }
-}
-
-/// The stored job as the worker gets it.
-#[derive(Serialize, Deserialize)]
-pub struct Current {
-    /// The job, as JSON text.
-    pub job: String,
-    /// Whether it is COMPLETED or FAILED.
-    pub terminal: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,18 +123,10 @@ impl RelayCall {
         Ok(())
     }
 
-    /// The stored job, when the object knows one.
-    pub async fn current(&self) -> Result<Option<Current>> {
-        let mut res = self.call(Op::Current, None, &[]).await?;
-        if res.status_code() != 200 {
-            return Ok(None);
-        }
-        res.json().await.map(Some)
-    }
-
-    /// Tells the object about a status read.
-    pub async fn observe(self, job: String) -> Result<()> {
-        self.send(Op::Observe, Some(job)).await
+    /// A status read through the object; `accept` is the client's, if any.
+    pub async fn read(&self, accept: Option<&str>) -> Result<Response> {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        self.call(Op::Read, None, &headers).await
     }
 
     /// Hands a verified webhook's job to the object; whether it changed the job.
@@ -305,18 +286,52 @@ impl JobRelay {
         Ok(ResponseBuilder::new().with_status(204).empty())
     }
 
-    fn current(&self) -> Result<Response> {
-        let record = self.live.record.borrow();
-        match record
-            .as_ref()
-            .and_then(|r| r.job_json().map(|job| (job, r.terminal)))
-        {
-            Some((job, terminal)) => Response::from_json(&Current { job, terminal }),
-            None => Ok(ResponseBuilder::new().with_status(204).empty()),
+    /// A status read: the record answers a finished job; a running one is
+    /// read upstream and, when the object knows the job, merged (the client
+    /// gets the fresher of the two, subscribers hear of a change).
+    async fn read(&self, req: Request) -> Result<Response> {
+        let finished = {
+            let record = self.live.record.borrow();
+            record
+                .as_ref()
+                .filter(|r| r.terminal)
+                .and_then(Record::job_json)
+        };
+        if let Some(job) = finished {
+            return respond(Reply::json(job), &[]);
         }
-    }
-
-    async fn observe(&self, mut req: Request) -> Result<Response> {
+        let id = self
+            .live
+            .record
+            .borrow()
+            .as_ref()
+            .map(|r| r.job_id.clone())
+            .unwrap_or_default();
+        let forward: Vec<(String, String)> = req
+            .headers()
+            .get("accept")?
+            .map(|a| ("accept".to_string(), a))
+            .into_iter()
+            .collect();
+        let answer = exchange(
+            &self.env,
+            &self.config(),
+            Method::Get,
+            &format!("/v2/jobs/{id}"),
+            &forward,
+            None,
+        )
+        .await;
+        let mut reply = match answer {
+            Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(&self.env)),
+            Err(reply) => reply,
+        };
+        if reply.status != 200 {
+            return respond(reply, &[]);
+        }
+        if let Some(safe) = answers::sanitised_job(&reply.body) {
+            reply.body = safe;
+        }
         let known = self
             .live
             .record
@@ -324,13 +339,25 @@ impl JobRelay {
             .as_ref()
             .is_some_and(|r| r.job.is_some());
         if known {
-            let job: JobMap = req.json().await?;
-            if let Ok((true, terminal)) = self.apply(job) {
-                self.arm_or_disarm(terminal).await?;
-                self.save().await?;
+            if let Ok(job) = serde_json::from_str::<JobMap>(&reply.body) {
+                if let Ok((changed, terminal)) = self.apply(job) {
+                    if changed {
+                        self.arm_or_disarm(terminal).await?;
+                        self.save().await?;
+                    }
+                    if let Some(job) = self
+                        .live
+                        .record
+                        .borrow()
+                        .as_ref()
+                        .and_then(Record::job_json)
+                    {
+                        reply.body = job;
+                    }
+                }
             }
         }
-        Ok(ResponseBuilder::new().with_status(204).empty())
+        respond(reply, &[])
     }
 
     /// One upstream read of the job, shared by every open that waits for it.
@@ -517,8 +544,7 @@ impl DurableObject for JobRelay {
         match req.path().as_str() {
             "/submitted" => self.submitted().await,
             "/webhook" => self.webhook(req).await,
-            "/current" => self.current(),
-            "/observe" => self.observe(req).await,
+            "/read" => self.read(req).await,
             "/events" => self.events(req).await,
             _ => Response::error("no such relay operation", 404),
         }

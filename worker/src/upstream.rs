@@ -2,16 +2,12 @@
 //! key added here and nowhere else, never following a redirect (so the key
 //! never goes to a second host), with a timeout.
 
-use futures_util::future::{select, Either};
 use sora_edge::edge::config::Config;
 use sora_edge::edge::reply::Reply;
-use std::time::Duration;
-use worker::{
-    AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-};
+use worker::{AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 /// Per upstream request.
-const TIMEOUT_MS: u64 = 30_000;
+const TIMEOUT_MS: u32 = 30_000;
 
 /// The secret that authenticates the worker upstream.
 pub const KEY_BINDING: &str = "APIFRAME_API_KEY";
@@ -78,9 +74,9 @@ pub async fn exchange(
         .with_body(body.map(Into::into));
     let request = Request::new_with_init(&format!("{}{path}", config.base_url), &init)
         .map_err(|_| unreachable())?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let send = Box::pin(async move {
+    // The platform's own timeout signal: no timer of ours per request.
+    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS));
+    let send = async {
         let mut res = Fetch::Request(request).send_with_signal(&signal).await?;
         let text = res.text().await?;
         Ok::<_, worker::Error>(Answer {
@@ -88,17 +84,17 @@ pub async fn exchange(
             headers: res.headers().entries().collect(),
             text,
         })
-    });
-    match select(send, Delay::from(Duration::from_millis(TIMEOUT_MS))).await {
-        Either::Left((Ok(answer), _)) => Ok(answer),
-        Either::Left((Err(_), _)) => Err(unreachable()),
-        Either::Right(_) => {
-            controller.abort();
-            Err(Reply::error(
+    };
+    send.await.map_err(|_| {
+        // Only the timeout aborts this signal.
+        if signal.aborted() {
+            Reply::error(
                 504,
                 "timeout",
                 &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
-            ))
+            )
+        } else {
+            unreachable()
         }
-    }
+    })
 }
