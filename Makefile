@@ -23,7 +23,7 @@ ARTIFACTS := tests/artifacts
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
-	@echo "make build   simulator (native) + wasm package (pkg/, pkg-edge/)"
+	@echo "make build   simulator (native) + wasm package (pkg/) + edge worker (worker/build/)"
 	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, quick start, bundlers, size"
 	@echo "make size    gzip -9 size of the browser build (ceiling SIZE_CEILING=$(SIZE_CEILING) bytes)"
 	@echo "make demo    simulator + edge worker (local workerd) serving the page on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
@@ -34,7 +34,7 @@ setup:
 build:
 	cargo build --release -p apiframe-sim
 	bash scripts/build.sh
-	bash scripts/build.sh edge
+	bash scripts/build-worker.sh
 
 # ----------------------------------------------------------------------- test
 test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart test-bundlers size
@@ -49,6 +49,7 @@ lint:
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --features edge -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p sora-edge-worker -- -D warnings
 
 $(ARTIFACTS):
 	@mkdir -p $@

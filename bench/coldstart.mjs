@@ -4,8 +4,8 @@
 //   initSync), measured inside the process with performance.now(); node's own
 //   boot is not included. Also the whole `node -e 'await import("sora-edge")'`
 //   process against an empty `node -e ''`, wall clock, for the total cost.
-// * workerd: RUNS fresh Miniflare instances of our worker (worker/index.js + the
-//   pkg-edge wasm, compiled at load) and, alternately, of the plain JS worker
+// * workerd: RUNS fresh Miniflare instances of our worker (worker/build: the
+//   workers-rs wasm, compiled at load) and, alternately, of the plain JS worker
 //   (bench/plain-worker.js, no wasm): `new Miniflare()` to the first response, and
 //   the first request's latency alone (ready -> response). The first request is
 //   a route answered inside the worker (404), so no upstream is involved.

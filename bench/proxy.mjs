@@ -1,12 +1,12 @@
-// Edge proxy overhead (issue 5, part 1.3): our worker (worker/index.js +
-// pkg-edge, in workerd via Miniflare, as the worker tests start it) against the
+// Edge proxy overhead (issue 5, part 1.3; issue 9): our worker (worker/build,
+// Rust on workers-rs, in workerd via Miniflare, as the worker tests start it) against the
 // 15-line pass-through in bench/plain-worker.js, same simulator, same load:
 // TOTAL `GET /api/v2/jobs/{id}` per round, CONCURRENCY at a time, keep-alive, on
 // loopback. The job is still running (the simulator's jobs last 10 min here), so
 // every request goes upstream through both workers.
 //
-// Ours runs twice: relay off (no PUBLIC_URL, the wrangler.toml default: route plan
-// in Rust, upstream fetch, redaction and header filter in Rust) and relay on (the
+// Ours runs twice: relay off (no PUBLIC_URL, the wrangler.toml default: route plan,
+// upstream fetch, redaction, result-URL check and header filter in Rust) and relay on (the
 // job was generated through the worker, so each read also asks the job's Durable
 // Object whether it is finished and merges the answer into it).
 //

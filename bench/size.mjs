@@ -26,7 +26,7 @@ function part(files) {
 }
 
 const browser = part(["pkg/sora_edge_bg.wasm", "pkg/sora_edge.js"]);
-const worker = part(["pkg-edge/sora_edge_bg.wasm", "pkg-edge/sora_edge.js", "worker/index.js"]);
+const worker = part(["worker/build/sora_edge_worker_bg.wasm", "worker/build/sora_edge_worker.js", "worker/build/index.js"]);
 console.log(
   [
     row(

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Builds the wasm package. `web` (default): the browser/Node/Workers package in
-# pkg/. `edge`: the same library plus the edge worker's exports, in pkg-edge/.
+# Builds the wasm package: the browser/Node/Workers package in pkg/. (The edge
+# worker is its own crate: scripts/build-worker.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variant=${1:-web}
 case "$variant" in
   web) features=(); out=pkg ;;
-  edge) features=(--features edge); out=pkg-edge ;;
-  *) echo "usage: $0 [web|edge]" >&2; exit 2 ;;
+  *) echo "usage: $0 [web]" >&2; exit 2 ;;
 esac
 # Debian's binaryen (wasm-opt 108) emits wasm that fails to load: use npm's.
 export PATH="$PWD/node_modules/.bin:$PATH"

@@ -157,7 +157,7 @@ export async function startStack({
   startTimeoutMs = 90000,
 } = {}) {
   const real = Boolean(apiKey);
-  for (const [what, path] of [["wrangler", WRANGLER], ["the edge build (pkg-edge/)", join(ROOT, "pkg-edge", "sora_edge_bg.wasm")], ...(real ? [] : [["the simulator", SIM_BIN]])]) {
+  for (const [what, path] of [["wrangler", WRANGLER], ["the worker build (worker/build/)", join(ROOT, "worker", "build", "index.js")], ...(real ? [] : [["the simulator", SIM_BIN]])]) {
     if (!existsSync(path)) throw new Error(`${what} is missing (${path}): run \`make setup build\``);
   }
   if (!(await portFree(port))) throw new Error(`port ${port} on 127.0.0.1 is in use; choose another: make demo DEMO_PORT=8788`);

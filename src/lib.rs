@@ -12,5 +12,7 @@
 pub mod core;
 #[cfg(feature = "edge")]
 pub mod edge;
-#[cfg(target_arch = "wasm32")]
+// The edge build is a library for the worker crate (worker/), whose wasm must
+// not carry the browser API's exports.
+#[cfg(all(target_arch = "wasm32", not(feature = "edge")))]
 mod wasm;

@@ -1,12 +1,39 @@
-//! The worker's configuration, read from its environment once per request.
+//! The worker's configuration, read from its environment once per isolate.
 
 use super::generate::own_webhook_url;
 use super::relay::fallback_first_ms;
 use super::sse::HEARTBEAT_MS;
-use crate::core::url::parse_http_url;
+use url::Url;
 
 /// The upstream when `APIFRAME_BASE_URL` is unset.
 pub const DEFAULT_BASE_URL: &str = "https://api.apiframe.ai";
+
+/// Event-stream subscribers per job when `RELAY_MAX_SUBSCRIBERS` is unset.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 256;
+
+/// `Retry-After` for a rate-limited client when `RATE_LIMIT_PERIOD_S` is unset.
+pub const DEFAULT_RATE_LIMIT_PERIOD_S: u32 = 60;
+
+/// The worker's environment as it comes: every value optional text.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    /// `APIFRAME_BASE_URL`.
+    pub base_url: Option<String>,
+    /// `ALLOWED_ORIGINS`.
+    pub allowed_origins: Option<String>,
+    /// `PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `RELAY_FALLBACK_MS`.
+    pub fallback_ms: Option<String>,
+    /// `RELAY_HEARTBEAT_MS`.
+    pub heartbeat_ms: Option<String>,
+    /// `RELAY_MAX_SUBSCRIBERS`.
+    pub max_subscribers: Option<String>,
+    /// `RATE_LIMIT_PERIOD_S`.
+    pub rate_limit_period_s: Option<String>,
+    /// Whether the `APIFRAME_API_KEY` secret is set (its value stays out of here).
+    pub has_key: bool,
+}
 
 /// The settings the worker runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,58 +42,69 @@ pub struct Config {
     pub base_url: String,
     /// `ALLOWED_ORIGINS`, comma-separated.
     pub allowed_origins: String,
-    /// `PUBLIC_URL`, without a trailing slash; empty when unset.
-    pub public_url: String,
+    /// The origin of `PUBLIC_URL` (`scheme://host[:port]`) when it is set:
+    /// then the worker's own origin, never taken from `Host`.
+    pub public_origin: Option<String>,
     /// The worker's own webhook URL; `Some` exactly when relay is on.
     pub webhook_url: Option<String>,
     /// When the first fallback poll of a relayed job is due, in ms after its start.
     pub fallback_first_ms: u64,
     /// Milliseconds between heartbeat comments on the events stream.
     pub heartbeat_ms: u64,
+    /// Open event streams allowed per job.
+    pub max_subscribers: usize,
+    /// `Retry-After` (seconds) on a 429 from a rate limiter.
+    pub rate_limit_period_s: u32,
     /// What is wrong with the configuration, if anything (never quotes the key).
     pub problem: Option<String>,
 }
 
+fn number<T: std::str::FromStr>(text: Option<&str>) -> Option<T> {
+    text.and_then(|t| t.trim().parse::<T>().ok())
+}
+
+fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.has_host()
+}
+
 impl Config {
-    /// Reads the environment's values; `None` stands for unset.
-    pub fn from_env(
-        base_url: Option<&str>,
-        allowed_origins: Option<&str>,
-        public_url: Option<&str>,
-        fallback_ms: Option<&str>,
-        heartbeat_ms: Option<&str>,
-        has_key: bool,
-    ) -> Config {
-        let base_url = base_url
+    /// Decides the settings from the environment.
+    pub fn from_env(env: &Env) -> Config {
+        let base_url = env
+            .base_url
+            .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .unwrap_or(DEFAULT_BASE_URL)
             .trim_end_matches('/')
             .to_string();
-        let public_url = public_url
-            .unwrap_or("")
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
-        let webhook_url = own_webhook_url(&public_url);
-        let problem = if !has_key {
+        let public_url = env.public_url.as_deref().unwrap_or("").trim();
+        let public = Url::parse(public_url).ok().filter(is_http);
+        let webhook_url = own_webhook_url(public_url);
+        let base_ok =
+            Url::parse(&base_url).is_ok_and(|u| is_http(&u)) && !base_url.contains(['?', '#']);
+        let problem = if !env.has_key {
             Some("APIFRAME_API_KEY is not set (wrangler secret put APIFRAME_API_KEY)".to_string())
-        } else if parse_http_url(&base_url).is_err() || base_url.contains(['?', '#']) {
+        } else if !base_ok {
             Some("APIFRAME_BASE_URL must be an absolute http(s) URL".to_string())
-        } else if !public_url.is_empty() && webhook_url.is_none() {
+        } else if !public_url.is_empty() && public.is_none() {
             Some("PUBLIC_URL must be an absolute http(s) URL".to_string())
         } else {
             None
         };
         Config {
             base_url,
-            allowed_origins: allowed_origins.unwrap_or("").to_string(),
-            public_url,
+            allowed_origins: env.allowed_origins.clone().unwrap_or_default(),
+            public_origin: public.map(|u| u.origin().ascii_serialization()),
             webhook_url,
-            fallback_first_ms: fallback_first_ms(fallback_ms),
-            heartbeat_ms: heartbeat_ms
-                .and_then(|t| t.trim().parse::<u64>().ok())
+            fallback_first_ms: fallback_first_ms(env.fallback_ms.as_deref()),
+            heartbeat_ms: number::<u64>(env.heartbeat_ms.as_deref())
                 .map_or(HEARTBEAT_MS, |ms| ms.clamp(100, 60_000)),
+            max_subscribers: number::<usize>(env.max_subscribers.as_deref())
+                .map_or(DEFAULT_MAX_SUBSCRIBERS, |n| n.clamp(1, 10_000)),
+            rate_limit_period_s: number::<u32>(env.rate_limit_period_s.as_deref())
+                .filter(|s| (1..=86_400).contains(s))
+                .unwrap_or(DEFAULT_RATE_LIMIT_PERIOD_S),
             problem,
         }
     }
@@ -81,9 +119,28 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)], has_key: bool) -> Env {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        Env {
+            base_url: get("base"),
+            allowed_origins: get("allowed"),
+            public_url: get("public"),
+            fallback_ms: get("fallback"),
+            heartbeat_ms: get("heartbeat"),
+            max_subscribers: get("subs"),
+            rate_limit_period_s: get("period"),
+            has_key,
+        }
+    }
+
     #[test]
-    fn config_table() {
-        let c = Config::from_env(None, None, None, None, None, true);
+    fn defaults() {
+        let c = Config::from_env(&env(&[], true));
         assert_eq!(
             (
                 c.base_url.as_str(),
@@ -93,28 +150,53 @@ mod tests {
             ),
             (DEFAULT_BASE_URL, false, 240_000, None)
         );
-        let c = Config::from_env(
-            Some("http://127.0.0.1:9/"),
-            Some("*"),
-            Some("http://127.0.0.1:8787/"),
-            Some("4000"),
-            Some("50"),
-            true,
+        assert_eq!(
+            (c.max_subscribers, c.rate_limit_period_s, c.public_origin),
+            (DEFAULT_MAX_SUBSCRIBERS, 60, None)
         );
+    }
+
+    #[test]
+    fn values_are_read_and_clamped() {
+        let c = Config::from_env(&env(
+            &[
+                ("base", "http://127.0.0.1:9/"),
+                ("allowed", "*"),
+                ("public", "http://127.0.0.1:8787/"),
+                ("fallback", "4000"),
+                ("heartbeat", "50"),
+                ("subs", "0"),
+                ("period", "30"),
+            ],
+            true,
+        ));
         assert_eq!(c.base_url, "http://127.0.0.1:9");
         assert_eq!(
             c.webhook_url.as_deref(),
             Some("http://127.0.0.1:8787/api/webhooks/apiframe")
         );
+        assert_eq!(c.public_origin.as_deref(), Some("http://127.0.0.1:8787"));
         assert_eq!((c.fallback_first_ms, c.heartbeat_ms), (4_000, 100));
-        let problems = [
-            Config::from_env(None, None, None, None, None, false),
-            Config::from_env(Some("ftp://x"), None, None, None, None, true),
-            Config::from_env(Some("https://x?y"), None, None, None, None, true),
-            Config::from_env(None, None, Some("worker.test"), None, None, true),
+        assert_eq!((c.max_subscribers, c.rate_limit_period_s), (1, 30));
+    }
+
+    #[test]
+    fn problems() {
+        let cases = [
+            ("no_key", env(&[], false)),
+            ("ftp_base", env(&[("base", "ftp://x")], true)),
+            ("base_with_query", env(&[("base", "https://x?y")], true)),
+            (
+                "relative_public_url",
+                env(&[("public", "worker.test")], true),
+            ),
+            (
+                "script_public_url",
+                env(&[("public", "javascript:alert(1)")], true),
+            ),
         ];
-        for c in problems {
-            assert!(c.problem.is_some(), "{c:?}");
+        for (name, e) in cases {
+            assert!(Config::from_env(&e).problem.is_some(), "{name}");
         }
     }
 }

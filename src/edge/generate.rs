@@ -3,8 +3,9 @@
 //! upstream's webhooks go.
 
 use super::reply::Reply;
-use crate::core::url::parse_http_url;
-use crate::core::{GenerateRequest, Json};
+use crate::core::GenerateRequest;
+use serde_json::{Map, Value};
+use url::Url;
 
 /// Where the worker receives the upstream's webhooks, under `PUBLIC_URL`.
 pub const WEBHOOK_PATH: &str = "/api/webhooks/apiframe";
@@ -16,33 +17,63 @@ pub const RELAY_EVENTS: [&str; 3] = ["progress", "completed", "failed"];
 /// it is unset, empty, or not an absolute http(s) URL.
 pub fn own_webhook_url(public_url: &str) -> Option<String> {
     let base = public_url.trim().trim_end_matches('/');
-    if base.is_empty() || parse_http_url(base).is_err() {
-        return None;
-    }
-    Some(format!("{base}{WEBHOOK_PATH}"))
+    let url = Url::parse(base).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.has_host())
+        .then(|| format!("{base}{WEBHOOK_PATH}"))
 }
 
 /// Parses a request body as UTF-8 JSON.
 ///
 /// # Errors
 /// 400 naming `body` for bytes that are not UTF-8 or not JSON.
-pub fn parse_body(body: &[u8]) -> Result<Json, Reply> {
+pub fn parse_body(body: &[u8]) -> Result<(&str, Value), Reply> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Reply::invalid(
             "body",
             &format!("body is not UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    Json::parse(text).map_err(|e| {
+    let value = serde_json::from_str(text).map_err(|e| {
         Reply::invalid(
             "body",
             &format!(
-                "body is not valid JSON (at byte {} of {})",
-                e.offset,
-                text.len()
+                "body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
             ),
         )
-    })
+    })?;
+    Ok((text, value))
+}
+
+/// A key as compared for webhook fields: case, `_` and `-` do not matter.
+fn folded(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn refuse(field: &str) -> Reply {
+    Reply::invalid(
+        field,
+        &format!("{field} may not be set by the client: this worker receives the webhooks itself and relays them (GET /api/v2/jobs/{{id}}/events); remove {field}"),
+    )
+}
+
+/// Refuses a client-chosen webhook anywhere the upstream might read one: a
+/// top-level `webhookUrl` in any spelling, and any `webhook…` key inside
+/// `soraParams` (passed through untouched otherwise).
+fn refuse_client_webhooks(body: &Map<String, Value>) -> Result<(), Reply> {
+    if let Some(key) = body.keys().find(|k| folded(k) == "webhookurl") {
+        return Err(refuse(key));
+    }
+    if let Some(Value::Object(params)) = body.get("soraParams") {
+        if let Some(key) = params.keys().find(|k| folded(k).starts_with("webhook")) {
+            return Err(refuse(&format!("soraParams.{key}")));
+        }
+    }
+    Ok(())
 }
 
 /// Validates a generate body and returns the body to send upstream.
@@ -52,20 +83,20 @@ pub fn parse_body(body: &[u8]) -> Result<Json, Reply> {
 /// Without relay, no webhook fields are sent.
 ///
 /// # Errors
-/// 400 naming the field: invalid JSON (`body`), a client-chosen webhook URL
-/// (`webhookUrl` or `webhook_url`), or any rule of the wire format.
+/// 400 naming the field: invalid JSON (`body`), a client-chosen webhook URL,
+/// or any rule of the wire format.
 pub fn rewrite(body: &[u8], webhook_url: Option<&str>) -> Result<String, Reply> {
-    let json = parse_body(body)?;
-    for field in ["webhookUrl", "webhook_url"] {
-        if json.get(field).is_some() {
-            return Err(Reply::invalid(
-                field,
-                &format!("{field} may not be set by the client: this worker receives the webhooks itself and relays them (GET /api/v2/jobs/{{id}}/events); remove {field}"),
-            ));
-        }
-    }
+    let (text, value) = parse_body(body)?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| Reply::invalid("body", "body must be a JSON object"))?;
+    refuse_client_webhooks(object)?;
+    // The wire-format rules are the library's (crate::core::request), which
+    // reads its own JSON value: one set of rules for the client and the edge.
+    let core_json = crate::core::Json::parse(text)
+        .map_err(|_| Reply::invalid("body", "body is not valid JSON"))?;
     let mut request =
-        GenerateRequest::from_wire_json(&json).map_err(|e| Reply::from_validation(&e))?;
+        GenerateRequest::from_wire_json(&core_json).map_err(|e| Reply::from_validation(&e))?;
     match webhook_url {
         Some(url) => {
             request.webhook_url = Some(url.to_string());
@@ -106,7 +137,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let cases: [(&str, &[u8], &str); 12] = [
+        let cases: [(&str, &[u8], &str); 19] = [
             ("invalid_json", b"{\"prompt\":", "body"),
             ("not_utf8", b"{\"prompt\":\"\xff\"}", "body"),
             ("not_an_object", b"[1]", "body"),
@@ -124,6 +155,36 @@ mod tests {
                 "client_webhook_url_null",
                 br#"{"prompt":"a","model":"sora-2","webhookUrl":null}"#,
                 "webhookUrl",
+            ),
+            (
+                "client_webhook_url_capitals",
+                br#"{"prompt":"a","model":"sora-2","WebhookURL":"https://evil.test/h"}"#,
+                "WebhookURL",
+            ),
+            (
+                "client_webhook_url_kebab",
+                br#"{"prompt":"a","model":"sora-2","webhook-url":"https://evil.test/h"}"#,
+                "webhook-url",
+            ),
+            (
+                "nested_webhook_url",
+                br#"{"prompt":"a","model":"sora-2","soraParams":{"webhookUrl":"https://evil.test/h"}}"#,
+                "soraParams.webhookUrl",
+            ),
+            (
+                "nested_webhook_url_snake",
+                br#"{"prompt":"a","model":"sora-2","soraParams":{"webhook_url":"https://evil.test/h"}}"#,
+                "soraParams.webhook_url",
+            ),
+            (
+                "nested_webhook_url_upper",
+                br#"{"prompt":"a","model":"sora-2","soraParams":{"WEBHOOK_URL":"https://evil.test/h"}}"#,
+                "soraParams.WEBHOOK_URL",
+            ),
+            (
+                "nested_webhook_events",
+                br#"{"prompt":"a","model":"sora-2","soraParams":{"webhookEvents":["completed"]}}"#,
+                "soraParams.webhookEvents",
             ),
             ("missing_prompt", br#"{"model":"sora-2"}"#, "prompt"),
             ("missing_model", br#"{"prompt":"a"}"#, "model"),
@@ -147,23 +208,18 @@ mod tests {
                 b"{\"prompt\":\"aaaaaaaaaa\",\"model\":\"sora-3\"}",
                 "model",
             ),
+            (
+                "webhook_in_sora_params_with_dashes",
+                br#"{"prompt":"a","model":"sora-2","soraParams":{"Webhook-Url":"x"}}"#,
+                "soraParams.Webhook-Url",
+            ),
         ];
         for (name, body, field) in cases {
             let reply = rewrite(body, Some(HOOK)).expect_err(name);
             assert_eq!(reply.status, 400, "{name}");
-            let json = Json::parse(&reply.body).unwrap();
-            let error = json.get("error").unwrap();
-            assert_eq!(
-                error.get("field").and_then(Json::as_str),
-                Some(field),
-                "{name}: {}",
-                reply.body
-            );
-            assert_eq!(
-                error.get("code").and_then(Json::as_str),
-                Some("invalid_request"),
-                "{name}"
-            );
+            let json: Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(json["error"]["field"], field, "{name}: {}", reply.body);
+            assert_eq!(json["error"]["code"], "invalid_request", "{name}");
         }
     }
 

@@ -1,9 +1,9 @@
 //! Edge-only plain Rust: every decision the edge worker makes, compiled into
 //! the worker build only (feature `edge`) and table-tested on the host.
 //!
-//! The worker's JavaScript (`worker/index.js`) only moves bytes: it asks
-//! these functions what to do with a request, a body, a webhook or a status
-//! read, and does it. A change to a rule touches one file here:
+//! The worker crate (`worker/`, on workers-rs) asks these functions what to
+//! do with a request, a body, a webhook or a status read, and does it. A
+//! change to a rule touches one file here:
 //! - [`config`]: the worker's settings from its environment;
 //! - [`plan`]: the first decision on every request (answer now, or go on);
 //! - [`route`]: method + path → route, 404, 405, or 400 for path tricks;
@@ -11,10 +11,10 @@
 //! - [`headers`]: which headers cross the worker, the body cap;
 //! - [`generate`]: validating and rewriting a generate body;
 //! - [`webhook`]: signature verification and webhook parsing;
-//! - [`relay`]: merging events into the stored job, the fallback schedule;
+//! - [`relay`]: the Durable Object's record, merging, the fallback schedule;
 //! - [`sse`]: the events-stream frames;
 //! - [`upstream`]: what the client gets back from an upstream answer;
-//! - [`reply`]: the JSON error bodies and response plans.
+//! - [`reply`]: the JSON error bodies and the worker's own replies.
 
 pub mod config;
 pub mod cors;

@@ -45,12 +45,10 @@ pub fn plan(method: &str, url: &str, headers: &[(String, String)], config: &Conf
             "request URL is not absolute",
         ));
     };
-    let public_origin = split_url(&config.public_url).map_or("", |(origin, _)| origin);
-    let cors = decide(
-        header(headers, "origin"),
-        &[own_origin, public_origin],
-        &config.allowed_origins,
-    );
+    // With PUBLIC_URL set, the worker's own origin is that, never what the
+    // request's Host says (a DNS-rebinding page controls Host and Origin both).
+    let own = config.public_origin.as_deref().unwrap_or(own_origin);
+    let cors = decide(header(headers, "origin"), &[own], &config.allowed_origins);
     if let Some(refusal) = cors.refusal() {
         return Decision::Respond(refusal);
     }
@@ -105,19 +103,19 @@ pub fn plan(method: &str, url: &str, headers: &[(String, String)], config: &Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::config::Env;
 
     const BASE: &str = "https://worker.test";
     const ID: &str = "0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d";
 
     fn config(public_url: Option<&str>) -> Config {
-        Config::from_env(
-            Some("http://127.0.0.1:9"),
-            Some("https://app.test"),
-            public_url,
-            None,
-            None,
-            true,
-        )
+        Config::from_env(&Env {
+            base_url: Some("http://127.0.0.1:9".into()),
+            allowed_origins: Some("https://app.test".into()),
+            public_url: public_url.map(String::from),
+            has_key: true,
+            ..Env::default()
+        })
     }
 
     use crate::edge::headers::owned_pairs as h;
@@ -134,7 +132,7 @@ mod tests {
         let json = ("content-type", "application/json");
         let relay = config(Some(BASE));
         let no_relay = config(None);
-        let broken = Config::from_env(None, None, None, None, None, false);
+        let broken = Config::from_env(&Env::default());
         let job = format!("{BASE}/api/v2/jobs/{ID}");
         let events = format!("{job}/events");
         let gen = format!("{BASE}/api/v2/videos/generate");
@@ -205,6 +203,22 @@ mod tests {
                 h(&[("origin", "https://evil.test")]),
                 &relay,
                 403,
+            ),
+            (
+                "host_origin_is_not_own_when_public_url_is_set",
+                "POST",
+                "http://attacker.test:8787/api/v2/videos/generate".into(),
+                h(&[json, ("origin", "http://attacker.test:8787")]),
+                &relay,
+                403,
+            ),
+            (
+                "host_origin_is_own_without_public_url",
+                "POST",
+                "http://127.0.0.1:8787/api/v2/videos/generate".into(),
+                h(&[json, ("origin", "http://127.0.0.1:8787")]),
+                &no_relay,
+                0,
             ),
             (
                 "preflight_allowed",

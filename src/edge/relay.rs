@@ -1,26 +1,48 @@
-//! Relay state: merging webhooks and status reads into the job a Durable
-//! Object holds, and the timing of the object's fallback polls.
+//! Relay state: the record a job's Durable Object keeps, merging webhooks
+//! and status reads into it, and the timing of the object's fallback polls.
 //!
 //! The stored job has the shape of the upstream's `GET /v2/jobs/{id}`, so
 //! every reader (the events stream, a status read answered from the object,
-//! the client's `Job::from_json`) sees one format. Merging is monotonic: a
-//! replayed or late event never moves a job backwards. The status only moves
-//! forward (QUEUED → PROCESSING → COMPLETED | FAILED), progress never
-//! decreases, a terminal job never changes status again, and a `null` never
-//! erases a value already known.
+//! the client library) sees one format. Merging is monotonic: a replayed or
+//! late event never moves a job backwards. The status only moves forward
+//! (QUEUED → PROCESSING → COMPLETED | FAILED), progress never decreases, a
+//! terminal job never changes status again, and a `null` never erases a
+//! value already known. The record is bounded: a few extra keys, a capped
+//! size, a capped list of observations.
 
 use super::reply::Reply;
-use crate::core::json::Json;
 use crate::core::schedule::PollSchedule;
-use crate::core::{Job, JobStatus};
+use crate::core::JobStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+/// A job in the status-read shape.
+pub type JobMap = Map<String, Value>;
 
 /// The first fallback check, when `RELAY_FALLBACK_MS` is unset: a bit after
 /// the ~180 s that the upstream's jobs take on average.
 pub const DEFAULT_FALLBACK_MS: u64 = 240_000;
-
 /// After this many fallback reads the object stops polling (at the schedule's
 /// 15 s ceiling that is about an hour; a video takes 1 to 5 minutes).
-pub const MAX_FALLBACK_READS: u64 = 240;
+pub const MAX_FALLBACK_READS: u32 = 240;
+/// The fallback gives up after this many 404s in a row: the job is not there.
+pub const MAX_NOT_FOUND_READS: u32 = 3;
+/// The fallback gives up after this many failed reads (401, 5xx, network) in a row.
+pub const MAX_FAILED_READS: u32 = 10;
+/// The first wait after a failed fallback read; it doubles with each failure.
+pub const ERROR_BACKOFF_MS: u64 = 1_000;
+/// The longest wait between failed fallback reads.
+pub const MAX_ERROR_BACKOFF_MS: u64 = 300_000;
+/// How long an events stream on a job the upstream does not know is
+/// answered 404 from memory, without asking the upstream again.
+pub const NOT_FOUND_TTL_MS: u64 = 60_000;
+/// Keys beyond the status-read shape kept in a job.
+pub const MAX_EXTRA_KEYS: usize = 16;
+/// The largest job kept, serialised; past it only the documented keys stay.
+pub const MAX_JOB_BYTES: usize = 16 * 1024;
+/// Progress observations kept for the fallback schedule.
+pub const MAX_OBSERVATIONS: usize = 32;
 
 /// Keys of the status-read shape, in the upstream's order.
 const CANONICAL: [&str; 10] = [
@@ -36,145 +58,195 @@ const CANONICAL: [&str; 10] = [
     "completedAt",
 ];
 
-/// The outcome of a merge.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Merged {
-    /// The job to store, as JSON in the status-read shape.
-    pub state: String,
-    /// Whether it differs from what was stored (subscribers get an event).
-    pub changed: bool,
-    /// Whether the job is COMPLETED or FAILED.
-    pub terminal: bool,
-    /// The merged status.
-    pub status: String,
-    /// The merged progress, 0 to 100.
-    pub progress: f64,
-}
-
 fn bad(message: &str) -> Reply {
     Reply::error(502, "bad_response", message)
 }
 
-/// Parses a job text and maps webhook spellings to the status-read shape.
-fn normalised(text: &str) -> Option<Vec<(String, Json)>> {
-    let json = Json::parse(text).ok()?;
-    let members = json.as_object()?;
-    let mut out: Vec<(String, Json)> = Vec::with_capacity(members.len());
-    for (key, value) in members {
-        match key.as_str() {
-            "event" => {}
-            "jobId" if json.get("id").is_some() => {}
-            "jobId" => out.push(("id".to_string(), value.clone())),
-            _ => out.push((key.clone(), value.clone())),
+fn status_of(job: &JobMap) -> Option<JobStatus> {
+    match job.get("status") {
+        Some(Value::String(s)) if !s.is_empty() => Some(JobStatus::parse(s)),
+        _ => None,
+    }
+}
+
+fn progress_of(job: &JobMap) -> Option<f64> {
+    job.get("progress").and_then(Value::as_f64)
+}
+
+/// The scheme of the first result URL that is not `http:`/`https:`, if any.
+/// URLs are where the documented result shapes put them: `result` itself,
+/// `videos[]`, and any key with `url` in its name, at any depth.
+pub fn unsafe_result_scheme(result: &Value) -> Option<String> {
+    fn check(text: &str) -> Option<String> {
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => None,
+            Ok(url) => Some(format!("{}:", url.scheme())),
+            // A relative reference has no scheme to run: it stays on the page's origin.
+            Err(url::ParseError::RelativeUrlWithoutBase) => None,
+            Err(_) => Some("an unparsable URL".to_string()),
         }
     }
-    Some(out)
+    fn walk(value: &Value, is_url: bool) -> Option<String> {
+        match value {
+            Value::String(s) if is_url => check(s),
+            Value::Array(items) => items.iter().find_map(|v| walk(v, is_url)),
+            Value::Object(members) => members.iter().find_map(|(k, v)| {
+                let key = k.to_ascii_lowercase();
+                walk(v, key.contains("url") || key == "videos")
+            }),
+            _ => None,
+        }
+    }
+    walk(result, true)
 }
 
-fn get<'a>(members: &'a [(String, Json)], key: &str) -> Option<&'a Json> {
-    members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+/// Turns a job whose result URL has another scheme than http(s) into a
+/// FAILED job that says why: such a URL must reach no page.
+/// Returns whether the job was changed.
+pub fn sanitise(job: &mut JobMap) -> bool {
+    let Some(scheme) = job.get("result").and_then(unsafe_result_scheme) else {
+        return false;
+    };
+    job.insert("status".into(), Value::String("FAILED".into()));
+    job.insert("result".into(), Value::Null);
+    job.insert(
+        "error".into(),
+        Value::String(format!(
+            "the upstream returned a result URL with scheme {scheme}; only http: and https: result URLs are relayed"
+        )),
+    );
+    true
 }
 
-fn set(members: &mut Vec<(String, Json)>, key: &str, value: Json) {
-    crate::core::request::set_member(members, key, value);
+/// Maps webhook spellings to the status-read shape.
+fn normalised(mut job: JobMap) -> JobMap {
+    job.remove("event");
+    if let Some(id) = job.remove("jobId") {
+        job.entry("id").or_insert(id);
+    }
+    job
 }
 
-fn job_of(members: &[(String, Json)]) -> Option<Job> {
-    Job::from_json(&Json::Object(members.to_vec())).ok()
+/// Keeps a job within [`MAX_EXTRA_KEYS`] and [`MAX_JOB_BYTES`].
+fn bound(job: &mut JobMap) {
+    let mut extras = 0;
+    job.retain(|k, _| {
+        CANONICAL.contains(&k.as_str()) || {
+            extras += 1;
+            extras <= MAX_EXTRA_KEYS
+        }
+    });
+    if serde_json::to_string(job).map_or(0, |s| s.len()) > MAX_JOB_BYTES {
+        job.retain(|k, _| CANONICAL.contains(&k.as_str()));
+        for key in ["error", "result"] {
+            let too_big = job
+                .get(key)
+                .is_some_and(|v| v.to_string().len() > MAX_JOB_BYTES / 2);
+            if too_big {
+                job.insert(key.into(), Value::Null);
+            }
+        }
+    }
 }
 
-/// Merges `incoming` (a webhook body or a status-read body) into `stored`
-/// (the object's job, or `None` when it knows none yet).
+/// The outcome of a merge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Merged {
+    /// The job to store.
+    pub job: JobMap,
+    /// Whether it differs from what was stored (subscribers get an event).
+    pub changed: bool,
+    /// Whether the job is COMPLETED or FAILED.
+    pub terminal: bool,
+    /// The merged progress, 0 to 100.
+    pub progress: f64,
+}
+
+/// Merges `incoming` (a webhook or status-read job) into `stored` (the
+/// object's job, or `None` when it knows none yet).
 ///
 /// # Errors
 /// 502 `bad_response` when `incoming` is not a job, or is another job than `job_id`.
-pub fn merge(stored: Option<&str>, incoming: &str, job_id: &str) -> Result<Merged, Reply> {
-    let incoming = normalised(incoming).ok_or_else(|| bad("job is not a JSON object"))?;
-    let new_job = job_of(&incoming).ok_or_else(|| bad("job has no id or no status"))?;
-    if !new_job.id.eq_ignore_ascii_case(job_id) {
+pub fn merge(stored: Option<&JobMap>, incoming: JobMap, job_id: &str) -> Result<Merged, Reply> {
+    let mut incoming = normalised(incoming);
+    let id_matches = match incoming.get("id") {
+        Some(Value::String(id)) => id.eq_ignore_ascii_case(job_id),
+        _ => return Err(bad("job has no id")),
+    };
+    if !id_matches {
         return Err(bad("job id does not match the job asked for"));
     }
-    let old = stored.and_then(normalised).filter(|m| job_of(m).is_some());
-    let merged = match &old {
-        None => fresh(&incoming),
-        Some(old) => combine(old, &incoming, &new_job),
+    if status_of(&incoming).is_none() {
+        return Err(bad("job has no status"));
+    }
+    sanitise(&mut incoming);
+    let mut merged = match stored.filter(|s| status_of(s).is_some()) {
+        None => fresh(incoming),
+        Some(old) => combine(old, incoming),
     };
-    let job = job_of(&merged).ok_or_else(|| bad("merged job is not a job"))?;
+    bound(&mut merged);
+    let status = status_of(&merged).ok_or_else(|| bad("merged job has no status"))?;
     Ok(Merged {
-        changed: old.as_ref() != Some(&merged),
-        terminal: job.status.is_terminal(),
-        status: job.status.as_str().to_string(),
-        progress: job.progress,
-        state: Json::Object(merged).to_json(),
+        changed: stored != Some(&merged),
+        terminal: status.is_terminal(),
+        progress: progress_of(&merged).unwrap_or(0.0),
+        job: merged,
     })
 }
 
-/// A first state: the canonical keys first, defaults for the essential ones.
-fn fresh(incoming: &[(String, Json)]) -> Vec<(String, Json)> {
-    let mut out = Vec::with_capacity(incoming.len() + 3);
-    for key in CANONICAL {
-        match get(incoming, key) {
-            Some(value) => out.push((key.to_string(), value.clone())),
-            None if key == "progress" => out.push((key.to_string(), Json::from_u64(0))),
-            None if key == "result" || key == "error" => out.push((key.to_string(), Json::Null)),
-            None => {}
-        }
+fn fresh(mut job: JobMap) -> JobMap {
+    job.entry("progress").or_insert(Value::from(0));
+    job.entry("result").or_insert(Value::Null);
+    job.entry("error").or_insert(Value::Null);
+    if status_of(&job) == Some(JobStatus::Completed) {
+        job.insert("progress".into(), Value::from(100));
     }
-    for (key, value) in incoming {
-        if !CANONICAL.contains(&key.as_str()) {
-            out.push((key.clone(), value.clone()));
-        }
-    }
-    if job_of(&out).is_some_and(|j| j.status == JobStatus::Completed) {
-        set(&mut out, "progress", Json::from_u64(100));
-    }
-    out
+    job
 }
 
-fn is_missing(value: Option<&Json>) -> bool {
-    matches!(value, None | Some(Json::Null))
+fn is_missing(value: Option<&Value>) -> bool {
+    matches!(value, None | Some(Value::Null))
 }
 
-fn combine(
-    old: &[(String, Json)],
-    incoming: &[(String, Json)],
-    new_job: &Job,
-) -> Vec<(String, Json)> {
-    let old_job = job_of(old).expect("checked by the caller");
-    let mut out = old.to_vec();
-    if old_job.status.is_terminal() {
+fn combine(old: &JobMap, incoming: JobMap) -> JobMap {
+    let old_status = status_of(old).expect("checked by the caller");
+    let new_status = status_of(&incoming).expect("checked by the caller");
+    let mut out = old.clone();
+    if old_status.is_terminal() {
         // Final. A later read of the same outcome may only fill in what is missing.
-        if new_job.status == old_job.status {
+        if new_status == old_status {
             for (key, value) in incoming {
                 if !matches!(key.as_str(), "id" | "status" | "progress")
-                    && value != &Json::Null
-                    && is_missing(get(&out, key))
+                    && !value.is_null()
+                    && is_missing(out.get(&key))
                 {
-                    set(&mut out, key, value.clone());
+                    out.insert(key, value);
                 }
             }
         }
         return out;
     }
-    if new_job.status.rank() < old_job.status.rank() {
+    if new_status.rank() < old_status.rank() {
         return out;
     }
     for (key, value) in incoming {
         match key.as_str() {
             "id" => {}
             "progress" => {
-                let newer = value.as_decimal();
-                let older = get(&out, "progress").and_then(Json::as_decimal);
+                let newer = value.as_f64();
+                let older = progress_of(&out);
                 if newer.is_some_and(|n| older.is_none_or(|o| n > o)) {
-                    set(&mut out, key, value.clone());
+                    out.insert(key, value);
                 }
             }
-            _ if value == &Json::Null && !is_missing(get(&out, key)) => {}
-            _ => set(&mut out, key, value.clone()),
+            _ if value.is_null() && !is_missing(out.get(&key)) => {}
+            _ => {
+                out.insert(key, value);
+            }
         }
     }
-    if new_job.status == JobStatus::Completed {
-        set(&mut out, "progress", Json::from_u64(100));
+    if new_status == JobStatus::Completed {
+        out.insert("progress".into(), Value::from(100));
     }
     out
 }
@@ -187,89 +259,201 @@ pub fn fallback_first_ms(config: Option<&str>) -> u64 {
         .map_or(DEFAULT_FALLBACK_MS, |ms| ms.clamp(100, 86_400_000))
 }
 
-/// The delay before the next fallback read, from the adaptive poll schedule
-/// fed with everything observed so far: `(ms since the job began, progress)`
-/// from progress webhooks and earlier fallback reads.
-pub fn fallback_delay_ms(
-    observations: &[(u64, f64)],
-    now_ms: u64,
-    retry_after_ms: Option<u64>,
-) -> u64 {
-    let mut schedule = PollSchedule::new();
-    for &(at, progress) in observations {
-        schedule.observe(at, progress);
-    }
-    schedule.next_delay_ms(now_ms, retry_after_ms)
+/// How a fallback read went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The upstream answered with the job.
+    Job,
+    /// The upstream does not know the job (404).
+    NotFound,
+    /// Anything else: 401, 429, 5xx, a bad body, no answer.
+    Failed {
+        /// The upstream's `Retry-After`, if it sent one.
+        retry_after_ms: Option<u64>,
+    },
 }
 
-/// Reads observations stored as `[[ms, progress], ...]`; bad entries are skipped.
-pub fn parse_observations(text: &str) -> Vec<(u64, f64)> {
-    let Ok(json) = Json::parse(text) else {
-        return Vec::new();
-    };
-    json.as_array()
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|pair| match pair.as_array() {
-            Some([at, progress]) => {
-                Some((u64::try_from(at.as_i64()?).ok()?, progress.as_decimal()?))
+/// What one job's Durable Object stores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The job's id as first seen.
+    pub job_id: String,
+    /// The latest job, once known.
+    pub job: Option<JobMap>,
+    /// Bumped on every change: the events stream's `id`.
+    pub seq: u64,
+    /// Whether the job is COMPLETED or FAILED.
+    pub terminal: bool,
+    /// When the object first heard of the job (ms since the epoch).
+    pub started_at: u64,
+    /// `(ms since start, progress)` seen, for the fallback schedule.
+    pub observations: Vec<(u64, f64)>,
+    /// Fallback reads made.
+    pub reads: u32,
+    /// Fallback reads that got a 404, in a row.
+    pub not_found_reads: u32,
+    /// Fallback reads that failed otherwise, in a row.
+    pub failed_reads: u32,
+    /// Until when (ms since the epoch) the upstream is taken not to know the job.
+    pub not_found_until: u64,
+}
+
+impl Record {
+    /// A record for a job first heard of at `now_ms`.
+    pub fn new(job_id: &str, now_ms: u64) -> Record {
+        Record {
+            job_id: job_id.to_string(),
+            started_at: now_ms,
+            ..Record::default()
+        }
+    }
+
+    /// Merges a job into the record.
+    ///
+    /// # Errors
+    /// As [`merge`]; the record is then unchanged.
+    pub fn apply(&mut self, incoming: JobMap, now_ms: u64) -> Result<Merged, Reply> {
+        let merged = merge(self.job.as_ref(), incoming, &self.job_id)?;
+        if merged.changed {
+            self.seq += 1;
+            self.terminal = merged.terminal;
+            self.job = Some(merged.job.clone());
+            self.not_found_until = 0;
+            if !merged.terminal {
+                self.observe(now_ms, merged.progress);
             }
-            _ => None,
-        })
-        .collect()
+        }
+        Ok(merged)
+    }
+
+    fn observe(&mut self, now_ms: u64, progress: f64) {
+        self.observations
+            .push((now_ms.saturating_sub(self.started_at), progress));
+        if self.observations.len() > MAX_OBSERVATIONS {
+            // The first observation anchors the rate; the recent ones refine it.
+            self.observations.remove(1);
+        }
+    }
+
+    /// The job as JSON text, once known.
+    pub fn job_json(&self) -> Option<String> {
+        self.job
+            .as_ref()
+            .and_then(|j| serde_json::to_string(j).ok())
+    }
+
+    /// Whether an events stream on an unknown job may be answered 404 from memory.
+    pub fn known_missing(&self, now_ms: u64) -> bool {
+        self.job.is_none() && now_ms < self.not_found_until
+    }
+
+    /// Remembers that the upstream answered 404 for the job at `now_ms`.
+    pub fn remember_missing(&mut self, now_ms: u64) {
+        self.not_found_until = now_ms + NOT_FOUND_TTL_MS;
+    }
+
+    /// The delay before the next fallback read after one that went `outcome`,
+    /// or `None` when the object should stop polling: the job is over, the
+    /// upstream said 404 [`MAX_NOT_FOUND_READS`] times in a row, failed
+    /// [`MAX_FAILED_READS`] times in a row, or [`MAX_FALLBACK_READS`] were made.
+    /// Failures back off exponentially from [`ERROR_BACKOFF_MS`].
+    pub fn after_read(&mut self, outcome: ReadOutcome, now_ms: u64) -> Option<u64> {
+        self.reads += 1;
+        let retry_after = match outcome {
+            ReadOutcome::Job => {
+                self.not_found_reads = 0;
+                self.failed_reads = 0;
+                None
+            }
+            ReadOutcome::NotFound => {
+                self.not_found_reads += 1;
+                self.failed_reads = 0;
+                None
+            }
+            ReadOutcome::Failed { retry_after_ms } => {
+                self.failed_reads += 1;
+                self.not_found_reads = 0;
+                retry_after_ms
+            }
+        };
+        if self.terminal
+            || self.reads >= MAX_FALLBACK_READS
+            || self.not_found_reads >= MAX_NOT_FOUND_READS
+            || self.failed_reads >= MAX_FAILED_READS
+        {
+            return None;
+        }
+        let misses = self.not_found_reads.max(self.failed_reads);
+        if misses > 0 {
+            let backoff = ERROR_BACKOFF_MS
+                .saturating_mul(1 << (misses - 1).min(20))
+                .min(MAX_ERROR_BACKOFF_MS);
+            return Some(backoff.max(retry_after.unwrap_or(0)));
+        }
+        Some(self.schedule_delay(now_ms, retry_after))
+    }
+
+    /// The adaptive poll schedule's next delay, fed with what was observed.
+    pub fn schedule_delay(&self, now_ms: u64, retry_after_ms: Option<u64>) -> u64 {
+        let mut schedule = PollSchedule::new();
+        for &(at, progress) in &self.observations {
+            schedule.observe(at, progress);
+        }
+        schedule.next_delay_ms(now_ms.saturating_sub(self.started_at), retry_after_ms)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const ID: &str = "0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d";
 
-    fn job(rest: &str) -> String {
-        format!(r#"{{"id":"{ID}",{rest}}}"#)
-    }
-
-    fn hook(rest: &str) -> String {
-        format!(r#"{{"jobId":"{ID}",{rest}}}"#)
-    }
-
-    /// Feeds a sequence of events into an empty object and returns the
-    /// final (status, progress, result) and which steps changed the state.
-    fn run(events: &[String]) -> (String, f64, Option<String>, Vec<bool>) {
-        let mut stored: Option<String> = None;
-        let mut changes = Vec::new();
-        for event in events {
-            let merged = merge(stored.as_deref(), event, ID).unwrap();
-            changes.push(merged.changed);
-            stored = Some(merged.state);
+    fn job(value: Value) -> JobMap {
+        let Value::Object(mut map) = value else {
+            panic!("not an object")
+        };
+        if !map.contains_key("jobId") {
+            map.entry("id").or_insert(json!(ID));
         }
-        let last = Job::from_json(&Json::parse(stored.as_deref().unwrap()).unwrap()).unwrap();
+        map
+    }
+
+    /// Feeds events into an empty record; the final (status, progress,
+    /// result) and which steps changed the state.
+    fn run(events: &[JobMap]) -> (String, f64, Value, Vec<bool>) {
+        let mut rec = Record::new(ID, 0);
+        let changes = events
+            .iter()
+            .map(|e| rec.apply(e.clone(), 1).unwrap().changed)
+            .collect();
+        let last = rec.job.unwrap();
         (
-            last.status.as_str().to_string(),
-            last.progress,
-            last.video_url,
+            last["status"].as_str().unwrap().to_string(),
+            last["progress"].as_f64().unwrap(),
+            last["result"].clone(),
             changes,
         )
     }
 
     #[test]
     fn event_sequences() {
-        let queued = job(r#""status":"QUEUED""#);
-        let p40 = hook(r#""event":"progress","status":"PROCESSING","progress":40"#);
-        let p60 = hook(r#""event":"progress","status":"PROCESSING","progress":60"#);
-        let done = hook(
-            r#""event":"completed","status":"COMPLETED","progress":100,"result":"https://cdn.test/v.mp4""#,
+        let queued = job(json!({"status": "QUEUED"}));
+        let p40 =
+            job(json!({"jobId": ID, "event": "progress", "status": "PROCESSING", "progress": 40}));
+        let p60 =
+            job(json!({"jobId": ID, "event": "progress", "status": "PROCESSING", "progress": 60}));
+        let done = job(
+            json!({"jobId": ID, "event": "completed", "status": "COMPLETED", "progress": 100, "result": "https://cdn.test/v.mp4"}),
         );
-        let failed = hook(r#""event":"failed","status":"FAILED","error":"boom""#);
+        let failed =
+            job(json!({"jobId": ID, "event": "failed", "status": "FAILED", "error": "boom"}));
         let read_done = job(
-            r#""status":"COMPLETED","progress":100,"result":{"videoUrl":"https://cdn.test/v.mp4"},"createdAt":"2026-03-15T10:00:00.000Z""#,
+            json!({"status": "COMPLETED", "progress": 100, "result": {"videoUrl": "https://cdn.test/v.mp4"}, "createdAt": "2026-03-15T10:00:00.000Z"}),
         );
-        let url = Some("https://cdn.test/v.mp4".to_string());
-        type Case<'a> = (
-            &'a str,
-            Vec<String>,
-            (&'a str, f64, Option<String>, Vec<bool>),
-        );
+        let url = json!("https://cdn.test/v.mp4");
+        type Case<'a> = (&'a str, Vec<JobMap>, (&'a str, f64, Value, Vec<bool>));
         let cases: Vec<Case> = vec![
             (
                 "in_order",
@@ -279,12 +463,12 @@ mod tests {
             (
                 "replayed_progress",
                 vec![queued.clone(), p40.clone(), p40.clone()],
-                ("PROCESSING", 40.0, None, vec![true, true, false]),
+                ("PROCESSING", 40.0, Value::Null, vec![true, true, false]),
             ),
             (
                 "progress_never_decreases",
                 vec![p60.clone(), p40.clone()],
-                ("PROCESSING", 60.0, None, vec![true, false]),
+                ("PROCESSING", 60.0, Value::Null, vec![true, false]),
             ),
             (
                 "no_progress_after_completed",
@@ -299,7 +483,7 @@ mod tests {
             (
                 "queued_after_processing",
                 vec![p40.clone(), queued.clone()],
-                ("PROCESSING", 40.0, None, vec![true, false]),
+                ("PROCESSING", 40.0, Value::Null, vec![true, false]),
             ),
             (
                 "first_outcome_wins",
@@ -309,7 +493,7 @@ mod tests {
             (
                 "failed_then_completed",
                 vec![failed.clone(), done.clone()],
-                ("FAILED", 0.0, None, vec![true, false]),
+                ("FAILED", 0.0, Value::Null, vec![true, false]),
             ),
             (
                 "read_fills_missing_fields",
@@ -332,55 +516,161 @@ mod tests {
     }
 
     #[test]
-    fn stored_shape_is_the_status_read_shape() {
-        let first = merge(
-            None,
-            &hook(r#""event":"progress","status":"PROCESSING","progress":40,"model":"sora-2""#),
-            ID,
-        )
-        .unwrap();
-        assert_eq!(
-            first.state,
-            format!(
-                r#"{{"id":"{ID}","status":"PROCESSING","model":"sora-2","progress":40,"result":null,"error":null}}"#
-            )
-        );
-        let done = merge(Some(&first.state), &hook(r#""event":"completed","status":"COMPLETED","result":"https://cdn.test/v.mp4","creditCost":8,"completedAt":"2026-03-15T10:03:00.000Z""#), ID).unwrap();
-        assert_eq!(
-            done.state,
-            format!(
-                r#"{{"id":"{ID}","status":"COMPLETED","model":"sora-2","progress":100,"result":"https://cdn.test/v.mp4","error":null,"creditCost":8,"completedAt":"2026-03-15T10:03:00.000Z"}}"#
-            )
-        );
-        assert!(done.changed && done.terminal);
-        assert_eq!((done.status.as_str(), done.progress), ("COMPLETED", 100.0));
+    fn result_urls_other_than_http_fail_the_job() {
+        let cases = [
+            (
+                "javascript_string",
+                json!("javascript:alert(document.domain)"),
+                Some("javascript:"),
+            ),
+            (
+                "data_in_video_url",
+                json!({"videoUrl": "data:text/html,<script>x</script>"}),
+                Some("data:"),
+            ),
+            (
+                "padded_and_cased",
+                json!({"video_url": "  JavaScript:alert(1)"}),
+                Some("javascript:"),
+            ),
+            (
+                "in_videos_array",
+                json!({"videos": ["https://ok.test/a.mp4", {"url": "vbscript:x"}]}),
+                Some("vbscript:"),
+            ),
+            ("https", json!({"videoUrl": "https://cdn.test/v.mp4"}), None),
+            ("http", json!("http://127.0.0.1:9/v.mp4"), None),
+            (
+                "not_a_url_field",
+                json!({"note": "javascript:1", "videoUrl": "https://x.test/v"}),
+                None,
+            ),
+            ("null", Value::Null, None),
+        ];
+        for (name, result, scheme) in cases {
+            assert_eq!(unsafe_result_scheme(&result).as_deref(), scheme, "{name}");
+            let mut rec = Record::new(ID, 0);
+            let merged = rec
+                .apply(job(json!({"status": "COMPLETED", "result": result})), 1)
+                .unwrap();
+            let status = merged.job["status"].as_str().unwrap();
+            assert_eq!(status == "FAILED", scheme.is_some(), "{name}");
+            if scheme.is_some() {
+                assert!(merged.job["result"].is_null(), "{name}");
+                assert!(merged.job["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("only http: and https:"));
+            }
+        }
     }
 
     #[test]
     fn a_null_does_not_erase_and_other_jobs_are_refused() {
-        let a = merge(
-            None,
-            &job(r#""status":"PROCESSING","progress":10,"model":"sora-2""#),
-            ID,
+        let mut rec = Record::new(ID, 0);
+        rec.apply(
+            job(json!({"status": "PROCESSING", "progress": 10, "model": "sora-2"})),
+            1,
         )
         .unwrap();
-        let b = merge(
-            Some(&a.state),
-            &job(r#""status":"PROCESSING","progress":20,"model":null"#),
-            ID,
+        rec.apply(
+            job(json!({"status": "PROCESSING", "progress": 20, "model": null})),
+            2,
         )
         .unwrap();
-        assert!(b.state.contains("\"model\":\"sora-2\""), "{}", b.state);
-        let other = r#"{"id":"11111111-1f7e-4a8e-9c1d-2f3e4a5b6c7d","status":"QUEUED"}"#;
+        assert_eq!(rec.job.as_ref().unwrap()["model"], "sora-2");
+        let other = job(json!({"id": "11111111-1f7e-4a8e-9c1d-2f3e4a5b6c7d", "status": "QUEUED"}));
         assert_eq!(merge(None, other, ID).unwrap_err().status, 502);
-        assert_eq!(merge(None, "[]", ID).unwrap_err().status, 502);
-        assert_eq!(merge(None, r#"{"id":"x"}"#, ID).unwrap_err().status, 502);
+        assert_eq!(merge(None, job(json!({})), ID).unwrap_err().status, 502);
         assert!(
-            merge(None, &job(r#""status":"QUEUED""#), &ID.to_uppercase()).is_ok(),
+            merge(None, job(json!({"status": "QUEUED"})), &ID.to_uppercase()).is_ok(),
             "ids compare case-insensitively"
         );
-        let corrupt = merge(Some("not json"), &job(r#""status":"QUEUED""#), ID).unwrap();
-        assert!(corrupt.changed, "a corrupt stored state is replaced");
+    }
+
+    #[test]
+    fn state_stays_bounded() {
+        let mut rec = Record::new(ID, 0);
+        for i in 0..200 {
+            let mut event = job(json!({"status": "PROCESSING", "progress": i as f64 / 2.0}));
+            event.insert(format!("extra{i}"), json!("x".repeat(1000)));
+            rec.apply(event, i).unwrap();
+        }
+        let size = serde_json::to_string(&rec).unwrap().len();
+        assert!(size < MAX_JOB_BYTES + 4096, "record of {size} bytes");
+        assert!(rec.observations.len() <= MAX_OBSERVATIONS);
+        assert_eq!(rec.observations[0].0, 0, "the first observation is kept");
+        let huge = job(json!({"status": "FAILED", "error": "e".repeat(40_000)}));
+        rec.apply(huge, 300).unwrap();
+        assert!(rec.job_json().unwrap().len() <= MAX_JOB_BYTES);
+    }
+
+    #[test]
+    fn fallback_backs_off_and_gives_up() {
+        let failed = ReadOutcome::Failed {
+            retry_after_ms: None,
+        };
+        let mut rec = Record::new(ID, 0);
+        let delays: Vec<Option<u64>> = (0..MAX_FAILED_READS)
+            .map(|_| rec.after_read(failed, 10))
+            .collect();
+        assert_eq!(
+            &delays[..4],
+            &[Some(1_000), Some(2_000), Some(4_000), Some(8_000)]
+        );
+        assert_eq!(delays[delays.len() - 2], Some(256_000));
+        assert_eq!(
+            delays.last(),
+            Some(&None),
+            "gives up after {MAX_FAILED_READS} failures"
+        );
+
+        let mut rec = Record::new(ID, 0);
+        let nf: Vec<Option<u64>> = (0..MAX_NOT_FOUND_READS)
+            .map(|_| rec.after_read(ReadOutcome::NotFound, 10))
+            .collect();
+        assert_eq!(nf, vec![Some(1_000), Some(2_000), None]);
+
+        let mut rec = Record::new(ID, 0);
+        rec.after_read(failed, 10);
+        rec.after_read(failed, 10);
+        let ok = rec.after_read(ReadOutcome::Job, 10).unwrap();
+        assert!(
+            (1_000..=15_000).contains(&ok),
+            "a success returns to the schedule: {ok}"
+        );
+        assert_eq!(rec.failed_reads, 0);
+        assert_eq!(
+            rec.after_read(
+                ReadOutcome::Failed {
+                    retry_after_ms: Some(30_000)
+                },
+                10
+            ),
+            Some(30_000),
+            "Retry-After wins over a shorter backoff"
+        );
+        let mut rec = Record::new(ID, 0);
+        rec.reads = MAX_FALLBACK_READS - 1;
+        assert_eq!(
+            rec.after_read(ReadOutcome::Job, 10),
+            None,
+            "the read cap holds"
+        );
+    }
+
+    #[test]
+    fn not_found_is_remembered_for_a_while() {
+        let mut rec = Record::new(ID, 0);
+        assert!(!rec.known_missing(5));
+        rec.remember_missing(10);
+        assert!(rec.known_missing(10 + NOT_FOUND_TTL_MS - 1));
+        assert!(!rec.known_missing(10 + NOT_FOUND_TTL_MS));
+        rec.apply(job(json!({"status": "QUEUED"})), 20).unwrap();
+        assert!(
+            !rec.known_missing(30),
+            "a job that turned up is not missing"
+        );
     }
 
     #[test]
@@ -396,25 +686,14 @@ mod tests {
         for (config, ms) in cases {
             assert_eq!(fallback_first_ms(config), ms, "{config:?}");
         }
-        // The fallback follows the adaptive poll schedule fed with the same observations
-        // (its exact figures are the schedule's own business, tested in core::schedule).
-        let obs = parse_observations("[[10000,10],[20000,20],[\"x\",1],[30000]]");
-        assert_eq!(obs, vec![(10_000, 10.0), (20_000, 20.0)]);
-        let histories: [&[(u64, f64)]; 3] = [&[], &[(240_000, 0.0)], &obs];
-        for history in histories {
-            let mut schedule = PollSchedule::new();
-            for &(at, progress) in history {
-                schedule.observe(at, progress);
-            }
-            let now = history.last().map_or(240_000, |(at, _)| *at);
-            let delay = fallback_delay_ms(history, now, None);
-            assert_eq!(delay, schedule.next_delay_ms(now, None), "{history:?}");
-            assert!((1_000..=15_000).contains(&delay), "{history:?}: {delay}");
-        }
-        assert_eq!(
-            fallback_delay_ms(&obs, 20_000, Some(30_000)),
-            30_000,
-            "Retry-After wins"
-        );
+    }
+
+    #[test]
+    fn the_record_round_trips_through_serde() {
+        let mut rec = Record::new(ID, 5);
+        rec.apply(job(json!({"status": "PROCESSING", "progress": 40})), 10)
+            .unwrap();
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), rec);
     }
 }

@@ -2,8 +2,8 @@
 //! a JSON error body `{"error":{"code","message"}}` (plus `field` for a
 //! validation error), so every refusal has the same shape.
 
-use crate::core::json::{write_string, Json};
 use crate::core::SoraError;
+use serde::Serialize;
 
 /// A response the worker sends without asking the upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,8 +12,21 @@ pub struct Reply {
     pub status: u16,
     /// Extra headers (lower-case names), besides `Content-Type`.
     pub headers: Vec<(String, String)>,
-    /// The body text (JSON).
+    /// The body text (JSON), empty for none.
     pub body: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl Reply {
@@ -35,6 +48,15 @@ impl Reply {
         }
     }
 
+    /// A 200 with a JSON body.
+    pub fn json(body: String) -> Reply {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
     /// A 400 from a validation error of the core rules.
     pub fn from_validation(error: &SoraError) -> Reply {
         Reply::invalid(error.field.as_deref().unwrap_or("body"), &error.message)
@@ -52,6 +74,12 @@ impl Reply {
         )
     }
 
+    /// A 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(message: &str, retry_after_s: u32) -> Reply {
+        Reply::error(429, "rate_limited", message)
+            .with_header("retry-after", &retry_after_s.to_string())
+    }
+
     /// The same reply with one more header.
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
@@ -63,62 +91,27 @@ impl Reply {
         self.headers.extend_from_slice(headers);
         self
     }
-
-    /// The plan as JSON for the worker: `{"status","headers":[[name,value]],"body"}`.
-    pub fn to_json(&self) -> String {
-        Json::Object(vec![
-            ("status".to_string(), Json::from_u64(u64::from(self.status))),
-            ("headers".to_string(), header_list(&self.headers)),
-            ("body".to_string(), Json::String(self.body.clone())),
-        ])
-        .to_json()
-    }
 }
 
 /// `{"error":{"code","message"[,"field"]}}`.
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> String {
-    let mut out = String::from("{\"error\":{\"code\":");
-    write_string(&mut out, code);
-    out.push_str(",\"message\":");
-    write_string(&mut out, message);
-    if let Some(field) = field {
-        out.push_str(",\"field\":");
-        write_string(&mut out, field);
-    }
-    out.push_str("}}");
-    out
-}
-
-/// Headers as a JSON array of `[name, value]` pairs.
-pub fn header_list(headers: &[(String, String)]) -> Json {
-    Json::Array(
-        headers
-            .iter()
-            .map(|(k, v)| Json::Array(vec![Json::String(k.clone()), Json::String(v.clone())]))
-            .collect(),
-    )
-}
-
-/// Reads `[[name, value], ...]`; names are lower-cased, malformed entries skipped.
-pub fn parse_header_list(json: &Json) -> Vec<(String, String)> {
-    json.as_array()
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|pair| match pair.as_array() {
-            Some([Json::String(k), Json::String(v)]) => Some((k.to_ascii_lowercase(), v.clone())),
-            _ => None,
-        })
-        .collect()
+    serde_json::to_string(&ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            field,
+        },
+    })
+    .unwrap_or_default()
 }
 
 /// A client-supplied text as quoted in a message: JSON-escaped, at most 80 chars.
 pub fn shown(text: &str) -> String {
-    let mut out = String::new();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => write_string(&mut out, &(text[..cut].to_string() + "…")),
-        None => write_string(&mut out, text),
-    }
-    out
+    let cut = match text.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    };
+    serde_json::to_string(&cut).unwrap_or_default()
 }
 
 /// Replaces every occurrence of `secret` in `text`: an upstream body could
@@ -133,6 +126,7 @@ pub fn redact(text: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn error_bodies_have_one_shape() {
@@ -148,22 +142,13 @@ mod tests {
         ];
         for (reply, body) in cases {
             assert_eq!(reply.body, body);
-            let parsed = Json::parse(&reply.body).unwrap();
-            assert!(parsed.get("error").and_then(|e| e.get("code")).is_some());
+            let parsed: Value = serde_json::from_str(&reply.body).unwrap();
+            assert!(parsed["error"]["code"].is_string());
             assert!(crate::core::http::error_body_message(&reply.body).is_some());
         }
-    }
-
-    #[test]
-    fn plan_json_round_trips() {
-        let reply =
-            Reply::error(405, "method_not_allowed", "m").with_header("allow", "GET, OPTIONS");
-        let json = Json::parse(&reply.to_json()).unwrap();
-        assert_eq!(json.get("status").and_then(Json::as_i64), Some(405));
-        assert_eq!(
-            parse_header_list(json.get("headers").unwrap()),
-            vec![("allow".to_string(), "GET, OPTIONS".to_string())]
-        );
+        let limited = Reply::rate_limited("slow down", 60);
+        assert_eq!(limited.status, 429);
+        assert_eq!(limited.headers, vec![("retry-after".into(), "60".into())]);
     }
 
     #[test]

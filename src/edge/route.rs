@@ -30,16 +30,6 @@ impl Route {
         }
     }
 
-    /// The route's name, as the worker's JavaScript switches on it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Route::Generate => "generate",
-            Route::Job(_) => "job",
-            Route::Events(_) => "events",
-            Route::Webhook => "webhook",
-        }
-    }
-
     /// The job id in the path, if the route has one.
     pub fn job_id(&self) -> Option<&str> {
         match self {
@@ -59,7 +49,8 @@ pub enum Routed {
 }
 
 /// Splits an absolute request URL into its origin (`scheme://authority`) and
-/// its path (without query or fragment).
+/// its path (without query or fragment), as sent: a URL parser would remove
+/// dot segments and decode, which is what this worker refuses to do.
 pub fn split_url(url: &str) -> Option<(&str, &str)> {
     let scheme_end = url.find("://")?;
     let after = scheme_end + 3;

@@ -4,9 +4,10 @@
 //! `redirect: "manual"`, so the key is never sent to a second host).
 
 use super::headers::pass_response;
+use super::relay::{sanitise, unsafe_result_scheme, JobMap};
 use super::reply::{redact, Reply};
 use super::route::is_uuid;
-use crate::core::Json;
+use serde::Deserialize;
 
 /// The reply for an upstream answer.
 pub fn reply(status: u16, headers: &[(String, String)], body: &str, api_key: &str) -> Reply {
@@ -31,14 +32,37 @@ pub fn reply(status: u16, headers: &[(String, String)], body: &str, api_key: &st
     }
 }
 
+#[derive(Deserialize)]
+struct Submitted {
+    #[serde(rename = "jobId", alias = "id")]
+    job_id: String,
+}
+
 /// The job id in a successful generate answer (`jobId`, or `id`), when it is a UUID.
 pub fn submitted_job_id(body: &str) -> Option<String> {
-    let json = Json::parse(body).ok()?;
-    let id = json
-        .get("jobId")
-        .or_else(|| json.get("id"))
-        .and_then(Json::as_str)?;
-    is_uuid(id).then(|| id.to_string())
+    let submitted: Submitted = serde_json::from_str(body).ok()?;
+    is_uuid(&submitted.job_id).then_some(submitted.job_id)
+}
+
+/// Only the `result` of a job: the other fields are skipped, not built.
+#[derive(Deserialize)]
+struct ResultOnly {
+    #[serde(default)]
+    result: serde_json::Value,
+}
+
+/// A status read's job, as the client may see it: `None` when the body can
+/// go as it came, or the job rewritten as FAILED when its result URL has a
+/// scheme other than http(s).
+pub fn sanitised_job(body: &str) -> Option<String> {
+    let only: ResultOnly = serde_json::from_str(body).ok()?;
+    unsafe_result_scheme(&only.result)?;
+    let mut job: JobMap = serde_json::from_str(body).ok()?;
+    if sanitise(&mut job) {
+        serde_json::to_string(&job).ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +134,18 @@ mod tests {
         );
         assert_eq!(submitted_job_id(r#"{"jobId":"../me"}"#), None);
         assert_eq!(submitted_job_id("{"), None);
+    }
+
+    #[test]
+    fn status_reads_with_unsafe_result_urls_become_failed() {
+        let ok =
+            r#"{"id":"j","status":"COMPLETED","result":{"videoUrl":"https://cdn.test/v.mp4"}}"#;
+        assert_eq!(sanitised_job(ok), None);
+        assert_eq!(sanitised_job("not json"), None);
+        let bad = r#"{"id":"j","status":"COMPLETED","result":{"videoUrl":"javascript:alert(1)"}}"#;
+        let job: serde_json::Value = serde_json::from_str(&sanitised_job(bad).unwrap()).unwrap();
+        assert_eq!(job["status"], "FAILED");
+        assert!(job["result"].is_null());
+        assert!(job["error"].as_str().unwrap().contains("javascript:"));
     }
 }

@@ -7,37 +7,24 @@
 //! so both are tried, always both (no early exit), each compared in
 //! constant time. A `sha256=` prefix and upper-case hex are accepted too.
 
+use super::relay::JobMap;
 use super::reply::{shown, Reply};
 use super::route::is_uuid;
-use crate::core::Json;
 use hmac::{Hmac, Mac};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// The two candidate HMAC keys: the raw digest of the API key and its hex text.
-fn signing_keys(api_key: &str) -> ([u8; 32], [u8; 64]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+fn signing_keys(api_key: &str) -> ([u8; 32], Vec<u8>) {
     let digest: [u8; 32] = Sha256::digest(api_key.as_bytes()).into();
-    let mut hex = [0u8; 64];
-    for (i, b) in digest.iter().enumerate() {
-        hex[2 * i] = HEX[usize::from(b >> 4)];
-        hex[2 * i + 1] = HEX[usize::from(b & 15)];
-    }
-    (digest, hex)
+    (digest, hex::encode(digest).into_bytes())
 }
 
 fn decode_hex(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -94,47 +81,44 @@ fn status_of_event(event: &str) -> Option<&'static str> {
     }
 }
 
-/// A verified webhook body as `(job id, job JSON)`, the job JSON in the
-/// shape of `GET /v2/jobs/{id}`: `jobId` becomes `id`, `event` is dropped.
+/// A verified webhook body as `(job id, job)`, the job in the shape of
+/// `GET /v2/jobs/{id}`: `jobId` becomes `id`, `event` is dropped.
 ///
 /// # Errors
 /// 400 naming the field when the body is not JSON, has no UUID `jobId`, or
 /// no status (neither `status` nor a known `event`).
-pub fn parse_event(body: &[u8]) -> Result<(String, String), Reply> {
-    let json = super::generate::parse_body(body)?;
-    let members = json
-        .as_object()
-        .ok_or_else(|| Reply::invalid("body", "webhook body must be a JSON object"))?;
-    let id = json
-        .get("jobId")
-        .or_else(|| json.get("id"))
-        .and_then(Json::as_str)
-        .unwrap_or("");
-    if !is_uuid(id) {
+pub fn parse_event(body: &[u8]) -> Result<(String, JobMap), Reply> {
+    let (_, value) = super::generate::parse_body(body)?;
+    let Value::Object(mut members) = value else {
+        return Err(Reply::invalid("body", "webhook body must be a JSON object"));
+    };
+    let id = match members.get("jobId").or_else(|| members.get("id")) {
+        Some(Value::String(id)) => id.clone(),
+        _ => String::new(),
+    };
+    if !is_uuid(&id) {
         return Err(Reply::invalid(
             "jobId",
-            &format!("webhook jobId must be a UUID (got {})", shown(id)),
+            &format!("webhook jobId must be a UUID (got {})", shown(&id)),
         ));
     }
-    let status = match json.get("status").and_then(Json::as_str) {
-        Some(s) if !s.is_empty() => s.to_string(),
-        _ => json
+    let status = match members.get("status") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => members
             .get("event")
-            .and_then(Json::as_str)
+            .and_then(Value::as_str)
             .and_then(status_of_event)
             .ok_or_else(|| Reply::invalid("status", "webhook has no status and no known event"))?
             .to_string(),
     };
-    let mut out = vec![
-        ("id".to_string(), Json::String(id.to_string())),
-        ("status".to_string(), Json::String(status)),
-    ];
-    for (key, value) in members {
-        if !matches!(key.as_str(), "id" | "jobId" | "event" | "status") {
-            out.push((key.clone(), value.clone()));
-        }
+    for key in ["id", "jobId", "event", "status"] {
+        members.remove(key);
     }
-    Ok((id.to_string(), Json::Object(out).to_json()))
+    let mut job = JobMap::new();
+    job.insert("id".into(), Value::String(id.clone()));
+    job.insert("status".into(), Value::String(status));
+    job.extend(members);
+    Ok((id, job))
 }
 
 #[cfg(test)]
@@ -243,7 +227,12 @@ mod tests {
         for (name, body, expected) in cases {
             let got = parse_event(body.as_bytes());
             match expected {
-                Ok(json) => assert_eq!(got.unwrap(), (id.to_string(), json), "{name}"),
+                Ok(json) => {
+                    let (got_id, job) = got.unwrap();
+                    assert_eq!(got_id, id, "{name}");
+                    let want: JobMap = serde_json::from_str(&json).unwrap();
+                    assert_eq!(job, want, "{name}");
+                }
                 Err(field) => {
                     let reply = got.expect_err(name);
                     assert!(

@@ -2,8 +2,6 @@
 //! that decides something is in `crate::core`; this layer converts values,
 //! calls `fetch` and sleeps.
 
-#[cfg(feature = "edge")]
-mod edge;
 mod error;
 mod events;
 mod http;

@@ -1,6 +1,6 @@
 // Shared plumbing for the worker tests and the relay bench: the simulator,
-// the real worker in workerd (Miniflare 4), a leak-checking fetch, webhook
-// signing, and an SSE reader. Every wait is bounded.
+// the real worker (worker/build) in workerd (Miniflare 4), webhook signing,
+// an event-stream reader and raw requests. Every wait is bounded.
 import { createHmac, createHash } from "node:crypto";
 import { connect } from "node:net";
 import { freePort } from "../../scripts/demo.mjs";
@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { startSim as startSimulator } from "../support/sim.mjs";
+import { createParser } from "eventsource-parser";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const API_KEY = "afk_sim_test_key_edge_7Qm2xV9pLw4R";
@@ -31,14 +32,17 @@ export { freePort };
 /** Starts the simulator with this suite's key; resolves with `{url, control, stop}`. */
 export const startSim = (extraArgs = []) => startSimulator({ apiKey: API_KEY, extraArgs });
 
-/** Miniflare options that run our worker (worker/index.js + pkg-edge) as wrangler would. */
+/** The worker as scripts/build-worker.sh builds it. */
+export const WORKER_ENTRY = resolve(ROOT, "worker/build/index.js");
+
+/** Miniflare options that run our worker (worker/build) as wrangler would. */
 export function workerOptions(port, bindings) {
   return {
     host: "127.0.0.1",
     port,
     modules: true,
     rootPath: ROOT,
-    scriptPath: resolve(ROOT, "worker/index.js"),
+    scriptPath: WORKER_ENTRY,
     modulesRoot: ROOT,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
@@ -50,10 +54,19 @@ export function workerOptions(port, bindings) {
   };
 }
 
-/** Starts the worker (worker/index.js + pkg-edge) in workerd on a free port. */
-export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
-  if (!existsSync(resolve(ROOT, "pkg-edge/sora_edge_bg.wasm"))) {
-    throw new Error("pkg-edge/ is missing: bash scripts/build.sh edge");
+/**
+ * Starts the worker (worker/build) in workerd on a free port. `rateLimit`
+ * limits generates per client, `eventsLimit` event-stream opens on jobs the
+ * relay does not know; `null` leaves the binding out.
+ */
+export async function startWorker({
+  simUrl,
+  vars = {},
+  rateLimit = { limit: 5, period: 60 },
+  eventsLimit = { limit: 10, period: 60 },
+}) {
+  if (!existsSync(WORKER_ENTRY)) {
+    throw new Error("worker/build/ is missing: bash scripts/build-worker.sh");
   }
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -69,7 +82,10 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
   const mf = new Miniflare({
     ...workerOptions(port, bindings),
-    ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : undefined,
+    ratelimits: {
+      ...(rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {}),
+      ...(eventsLimit ? { EVENTS_LIMITER: { simple: eventsLimit } } : {}),
+    },
   });
   const ready = await within(30000, mf.ready, "miniflare start");
   return { url: ready.href.replace(/\/$/, ""), origin, mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
@@ -83,17 +99,26 @@ export function sign(body, key = API_KEY, mode = "hex") {
 }
 
 /**
- * Reads an SSE response: calls `onEvent({id, event, data}, now)` per event; resolves
- * with `{events, ended}` when the server ends the stream (`ended: true`), or
- * after `timeoutMs` (`ended: false`).
+ * Reads an event stream with eventsource-parser: calls `onEvent({id, event,
+ * data}, now)` per event and `onComment(text)` per comment; resolves with
+ * `{events, ended, bytes}` when the server ends the stream (`ended: true`),
+ * or after `timeoutMs` (`ended: false`).
  */
 export async function readEvents(res, { timeoutMs = 15000, onEvent = () => {}, onComment = () => {} } = {}) {
   const events = [];
+  const parser = createParser({
+    onEvent(message) {
+      const ev = { id: message.id ?? null, event: message.event ?? "message", data: message.data };
+      events.push(ev);
+      onEvent(ev, performance.now());
+    },
+    onComment: (text) => onComment(text.trim()),
+  });
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
-  let buf = "";
   let ended = false;
   let timedOut = false;
+  let bytes = 0;
   const timer = setTimeout(() => {
     timedOut = true;
     reader.cancel().catch(() => {});
@@ -105,35 +130,15 @@ export async function readEvents(res, { timeoutMs = 15000, onEvent = () => {}, o
         ended = !timedOut; // a cancel by the timeout also reads as done
         break;
       }
-      buf += decoder.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const ev = { id: null, event: "message", data: [] };
-        let hasData = false;
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) onComment(line);
-          else if (line.startsWith("id: ")) ev.id = line.slice(4);
-          else if (line.startsWith("event: ")) ev.event = line.slice(7);
-          else if (line.startsWith("data: ")) {
-            ev.data.push(line.slice(6));
-            hasData = true;
-          }
-        }
-        if (hasData) {
-          ev.data = ev.data.join("\n");
-          events.push(ev);
-          onEvent(ev, performance.now());
-        }
-      }
+      bytes += value.byteLength;
+      parser.feed(decoder.decode(value, { stream: true }));
     }
   } catch {
-    // cancelled by the timeout
+    // cancelled by the timeout or by the caller
   } finally {
     clearTimeout(timer);
   }
-  return { events, ended };
+  return { events, ended, bytes };
 }
 
 /**

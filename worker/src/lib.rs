@@ -1,0 +1,259 @@
+//! The sora-edge worker (CONTRACT.md §2) on workers-rs: routing, CORS, key
+//! injection, body caps, validation and proxying in `#[event(fetch)]`; one
+//! Durable Object per job ([`relay::JobRelay`]) for webhook relay.
+//!
+//! Every decision is plain Rust in `sora_edge::edge`, tested on the host;
+//! this crate moves bytes between the client, the upstream and the objects.
+//! The API key (secret `APIFRAME_API_KEY`) only ever goes into the
+//! `X-API-Key` header of an upstream request and into the webhook signature
+//! check. It is never logged, and every upstream body a client sees has it
+//! redacted.
+#![forbid(unsafe_code)]
+
+mod relay;
+mod respond;
+mod upstream;
+
+use futures_util::StreamExt;
+use relay::{Op, RelayCall};
+use respond::respond;
+use sora_edge::edge::config::{Config, Env as EnvText};
+use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES};
+use sora_edge::edge::plan::{plan, Decision, Plan};
+use sora_edge::edge::reply::Reply;
+use sora_edge::edge::{generate, upstream as answers, webhook, Route};
+use upstream::{api_key, exchange};
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+pub use relay::JobRelay;
+
+/// The rate limiter on generate requests, per client (optional binding).
+const GENERATE_LIMITER: &str = "RATE_LIMITER";
+/// The rate limiter on event-stream opens that cost an upstream read (optional binding).
+const EVENTS_LIMITER: &str = "EVENTS_LIMITER";
+
+fn text(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string())
+}
+
+thread_local! {
+    /// The settings, decided once per isolate: an isolate runs one deployment's bindings.
+    static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+}
+
+/// The worker's settings from its bindings.
+pub(crate) fn config_of(env: &Env) -> Config {
+    CONFIG.with(|config| config.get_or_init(|| read_config(env)).clone())
+}
+
+fn read_config(env: &Env) -> Config {
+    Config::from_env(&EnvText {
+        base_url: text(env, "APIFRAME_BASE_URL"),
+        allowed_origins: text(env, "ALLOWED_ORIGINS"),
+        public_url: text(env, "PUBLIC_URL"),
+        fallback_ms: text(env, "RELAY_FALLBACK_MS"),
+        heartbeat_ms: text(env, "RELAY_HEARTBEAT_MS"),
+        max_subscribers: text(env, "RELAY_MAX_SUBSCRIBERS"),
+        rate_limit_period_s: text(env, "RATE_LIMIT_PERIOD_S"),
+        has_key: !api_key(env).is_empty(),
+    })
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let config = config_of(&env);
+    let raw = req.inner();
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let plan = match plan(&raw.method(), &raw.url(), &headers, &config) {
+        Decision::Respond(reply) => return respond(reply, &[]),
+        Decision::Proceed(plan) => plan,
+    };
+    let client = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".to_string());
+    let reply = match &plan.route {
+        Route::Generate => generate_job(req, &env, &config, &plan, &client).await,
+        Route::Job(id) => return read_job(&req, &env, &config, &plan, id).await,
+        Route::Events(id) => return events(&req, &env, &config, &plan, id, &client).await,
+        Route::Webhook => relay_webhook(req, &env).await,
+    };
+    respond(
+        reply.unwrap_or_else(|e| {
+            worker::console_error!("edge: {:?} failed: {e}", plan.route);
+            Reply::error(500, "internal", "the worker failed to handle this request")
+        }),
+        &plan.cors,
+    )
+}
+
+/// A 429 when `binding` is bound and says no for this client.
+async fn limited(
+    env: &Env,
+    config: &Config,
+    binding: &str,
+    client: &str,
+    what: &str,
+) -> Option<Reply> {
+    let limiter = env.rate_limiter(binding).ok()?;
+    let outcome = limiter.limit(client.to_string()).await.ok()?;
+    (!outcome.success).then(|| {
+        Reply::rate_limited(
+            &format!(
+                "too many {what} from this client; retry after {} s",
+                config.rate_limit_period_s
+            ),
+            config.rate_limit_period_s,
+        )
+    })
+}
+
+/// Reads at most [`MAX_BODY_BYTES`] of a body.
+///
+/// # Errors
+/// The 413 reply when it is longer.
+async fn read_body(mut req: Request) -> Result<std::result::Result<Vec<u8>, Reply>> {
+    let mut body = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Ok(body));
+    };
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk?);
+        if body.len() > MAX_BODY_BYTES {
+            return Ok(Err(too_large(body.len() as u64)));
+        }
+    }
+    Ok(Ok(body))
+}
+
+/// The client's reply for an upstream answer (or the worker's own 502/504).
+fn answer_reply(env: &Env, answer: std::result::Result<upstream::Answer, Reply>) -> Reply {
+    match answer {
+        Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(env)),
+        Err(reply) => reply,
+    }
+}
+
+async fn generate_job(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    plan: &Plan,
+    client: &str,
+) -> Result<Reply> {
+    if let Some(reply) = limited(env, config, GENERATE_LIMITER, client, "generate requests").await {
+        return Ok(reply);
+    }
+    let body = match read_body(req).await? {
+        Ok(body) => body,
+        Err(reply) => return Ok(reply),
+    };
+    let rewritten = match generate::rewrite(&body, config.webhook_url.as_deref()) {
+        Ok(body) => body,
+        Err(reply) => return Ok(reply),
+    };
+    let answer = exchange(
+        env,
+        config,
+        Method::Post,
+        "/v2/videos/generate",
+        &plan.forward,
+        Some(rewritten),
+    )
+    .await;
+    let reply = answer_reply(env, answer);
+    if config.relay() && (200..300).contains(&reply.status) {
+        if let Some(id) = answers::submitted_job_id(&reply.body) {
+            // The job exists upstream: the client gets its id even if relay fails.
+            if let Err(e) = RelayCall::new(env, &id).send(Op::Submitted, None).await {
+                worker::console_error!("edge: relay start failed for job {id}: {e}");
+            }
+        }
+    }
+    Ok(reply)
+}
+
+/// A status read: with relay on, through the job's object (which answers a
+/// finished job itself and merges a running one's read); else upstream.
+async fn read_job(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    plan: &Plan,
+    id: &str,
+) -> Result<Response> {
+    if config.relay() {
+        let accept = req.headers().get("accept").ok().flatten();
+        match RelayCall::new(env, id).read(accept.as_deref()).await {
+            Ok(res) => return respond::with_cors(res, &plan.cors),
+            // Relay state unavailable: the upstream still knows the answer.
+            Err(e) => worker::console_error!("edge: relay read failed for job {id}: {e}"),
+        }
+    }
+    let answer = exchange(
+        env,
+        config,
+        Method::Get,
+        &format!("/v2/jobs/{id}"),
+        &plan.forward,
+        None,
+    )
+    .await;
+    let mut reply = answer_reply(env, answer);
+    if reply.status == 200 {
+        if let Some(safe) = answers::sanitised_job(&reply.body) {
+            reply.body = safe;
+        }
+    }
+    respond(reply, &plan.cors)
+}
+
+async fn events(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    plan: &Plan,
+    id: &str,
+    client: &str,
+) -> Result<Response> {
+    let last_event_id = req.headers().get("last-event-id").ok().flatten();
+    let relay = RelayCall::new(env, id);
+    let mut res = relay.events(last_event_id.as_deref(), false).await?;
+    if res.status_code() == relay::NEEDS_READ {
+        // The object knows nothing of the job: opening costs an upstream read.
+        if let Some(reply) = limited(
+            env,
+            config,
+            EVENTS_LIMITER,
+            client,
+            "event streams on unknown jobs",
+        )
+        .await
+        {
+            return respond(reply, &plan.cors);
+        }
+        res = relay.events(last_event_id.as_deref(), true).await?;
+    }
+    respond::with_cors(res, &plan.cors)
+}
+
+async fn relay_webhook(req: Request, env: &Env) -> Result<Reply> {
+    let signature = req.headers().get("x-webhook-signature").ok().flatten();
+    let body = match read_body(req).await? {
+        Ok(body) => body,
+        Err(reply) => return Ok(reply),
+    };
+    if let Err(reply) = webhook::verify(&api_key(env), &body, signature.as_deref()) {
+        return Ok(reply);
+    }
+    let (id, job) = match webhook::parse_event(&body) {
+        Ok(event) => event,
+        Err(reply) => return Ok(reply),
+    };
+    let changed = RelayCall::new(env, &id).webhook(job).await?;
+    Ok(Reply::json(format!(
+        "{{\"received\":true,\"changed\":{changed}}}"
+    )))
+}
