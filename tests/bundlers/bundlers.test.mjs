@@ -12,8 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { freePort } from "../../scripts/demo.mjs";
-import { startSim } from "../../scripts/with-sim.mjs";
-import { simControl } from "../wasm/sim-control.mjs";
+import { startSim } from "../support/sim.mjs";
 import { cleanup, freshProject, launchChromium, openPage, packPackage, readmeBlocks, serveStatic, sh, shippedReadme, tempDir } from "./helpers.mjs";
 
 const TEST_TIMEOUT_MS = 150000;
@@ -65,7 +64,7 @@ async function project(b) {
 }
 
 const bin = (dir, name) => join(dir, "node_modules", ".bin", name);
-const simRequests = async () => Object.values((await simControl(sim.url).stats()).requests).reduce((a, n) => a + n, 0);
+const simRequests = async () => Object.values((await sim.control.stats()).requests).reduce((a, n) => a + n, 0);
 
 /**
  * Drives the README's page at `url` once `ready()` holds in it (by default: the
@@ -78,7 +77,7 @@ async function exercise(url, ready = () => typeof document.getElementById("go")?
   try {
     await tab.goto(url);
     await Promise.race([seen.crashed, tab.waitForFunction(ready, null, { timeout: 30000 })]);
-    await simControl(sim.url).reset();
+    await sim.control.reset();
     seen.api = 0;
 
     await tab.fill("#prompt", "   ");
@@ -96,7 +95,7 @@ async function exercise(url, ready = () => typeof document.getElementById("go")?
     assert.ok(src, `the run failed: ${await tab.textContent("#status")}`);
     assert.match(src, new RegExp(`^${sim.url}/videos/sample\\.mp4\\?job=[0-9a-f-]{36}$`));
     assert.equal(Number(await tab.$eval("#bar", (e) => e.value)), 100);
-    const stats = await simControl(sim.url).stats();
+    const stats = await sim.control.stats();
     assert.equal(stats.jobsCreated, 1);
     assert.ok(stats.requests.job >= 1, "the job was never read");
     assert.deepEqual(wasmFetches, [], "the page fetched a separate .wasm");

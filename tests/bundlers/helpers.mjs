@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, sep } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT } from "../../scripts/with-sim.mjs";
+import { ROOT } from "../support/sim.mjs";
 
 export { ROOT };
 export const FIXTURES = join(ROOT, "tests", "bundlers", "fixtures");

@@ -9,8 +9,7 @@ import { writeFileSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Miniflare } from "miniflare";
-import { startSim } from "../../scripts/with-sim.mjs";
-import { simControl } from "../wasm/sim-control.mjs";
+import { startSim } from "../support/sim.mjs";
 import { ROOT, cleanup, freshProject, packPackage, readmeBlocks, sh, shippedReadme, tempDir } from "./helpers.mjs";
 
 let tmp;
@@ -30,7 +29,7 @@ after(async () => {
   for (const dir of [tmp, nodeProject]) if (dir) cleanup(dir);
 });
 
-const requests = async () => Object.values((await simControl(sim.url).stats()).requests ?? {}).reduce((a, b) => a + b, 0);
+const requests = async () => Object.values((await sim.control.stats()).requests ?? {}).reduce((a, b) => a + b, 0);
 
 test("the tarball has the entries, types, wasm, README and LICENSE, and complete metadata", () => {
   const want = ["package.json", "README.md", "LICENSE", "browser.js", "node.js", "sora_edge.js", "sora_edge.d.ts", "sora_edge_bg.wasm", "sora_edge_bg.wasm.gz.js"];
@@ -68,12 +67,12 @@ test("the packed types resolve under TypeScript's nodenext and bundler resolutio
 async function nodeQuickStart(node) {
   const [snippet] = readmeBlocks(shippedReadme(nodeProject), "### Quick start: Node").js;
   writeFileSync(join(nodeProject, "index.mjs"), snippet);
-  await simControl(sim.url).reset();
+  await sim.control.reset();
   const env = { ...process.env, APIFRAME_API_KEY: sim.apiKey, APIFRAME_BASE_URL: sim.url };
   const out = await sh(node, ["index.mjs"], { cwd: nodeProject, env, timeoutMs: 60000 });
   assert.match(out, new RegExp(`^${sim.url}/videos/sample\\.mp4\\?job=[0-9a-f-]{36}$`, "m"), out);
   assert.ok(!out.includes(sim.apiKey), "the output holds the API key");
-  assert.equal((await simControl(sim.url).stats()).jobsCreated, 1);
+  assert.equal((await sim.control.stats()).jobsCreated, 1);
 }
 
 test("README Node quick start, as index.mjs in a default (CommonJS) npm project", () => nodeQuickStart(process.execPath));
@@ -111,7 +110,7 @@ test("README Cloudflare Worker quick start, bundled by wrangler, in workerd", as
       compatibilityDate: "2026-04-01",
       bindings: { APIFRAME_API_KEY: sim.apiKey, APIFRAME_BASE_URL: sim.url },
     });
-    await simControl(sim.url).reset();
+    await sim.control.reset();
     const post = (body) => mf.dispatchFetch("http://worker.test/", { method: "POST", body });
 
     const bad = await post(JSON.stringify({ prompt: " " }));
@@ -127,7 +126,7 @@ test("README Cloudflare Worker quick start, bundled by wrangler, in workerd", as
     const submitted = await ok.json();
     assert.equal(ok.status, 202, JSON.stringify(submitted));
     assert.match(submitted.jobId, /^[0-9a-f-]{36}$/);
-    const stats = await simControl(sim.url).stats();
+    const stats = await sim.control.stats();
     assert.equal(stats.jobsCreated, 1);
     assert.equal(stats.auth.wrong + stats.auth.missing, 0);
   } finally {
