@@ -75,8 +75,7 @@ impl Reply {
     }
 }
 
-/// `{"error":{"code","message"[,"field"],"source":"edge"}}`: `source` tells
-/// the client that the worker refused the call itself, not the upstream.
+/// `{"error":{"code","message"[,"field"]}}`.
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> String {
     let mut out = String::from("{\"error\":{\"code\":");
     write_string(&mut out, code);
@@ -86,7 +85,7 @@ pub fn error_body(code: &str, message: &str, field: Option<&str>) -> String {
         out.push_str(",\"field\":");
         write_string(&mut out, field);
     }
-    out.push_str(",\"source\":\"edge\"}}");
+    out.push_str("}}");
     out
 }
 
@@ -140,11 +139,11 @@ mod tests {
         let cases = [
             (
                 Reply::error(404, "not_found", "no"),
-                r#"{"error":{"code":"not_found","message":"no","source":"edge"}}"#,
+                r#"{"error":{"code":"not_found","message":"no"}}"#,
             ),
             (
                 Reply::invalid("prompt", "prompt \"x\" bad"),
-                r#"{"error":{"code":"invalid_request","message":"prompt \"x\" bad","field":"prompt","source":"edge"}}"#,
+                r#"{"error":{"code":"invalid_request","message":"prompt \"x\" bad","field":"prompt"}}"#,
             ),
         ];
         for (reply, body) in cases {
