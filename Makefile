@@ -68,6 +68,7 @@ test-wasm-chromium: | $(ARTIFACTS)
 
 test-types:
 	tsc -p tests/types --noEmit
+	tsc -p tests/types/tsconfig.esnext.json --noEmit
 	@echo "types: tests/types/usage.ts checks against pkg/sora_edge.d.ts"
 
 test-quickstart: | $(ARTIFACTS)

@@ -4,6 +4,7 @@
 // esbuild, webpack, Rollup and Next.js all load it with their default
 // configuration. Gzipped for the wire it costs 1 % more than the .wasm file.
 import initWasm, * as wasm from "./sora_edge.js";
+import { SoraEdgeError } from "./errors.js";
 
 export * from "./sora_edge.js";
 
@@ -34,7 +35,7 @@ async function inlinedWasm() {
 // The calls, which return promises anyway, load the wasm themselves on first
 // use, so none fails for want of an init() call. (These local exports take
 // precedence over the same names in `export *`.) `new Client()` is synchronous:
-// it needs `await init()` first.
+// it needs `await init()` first, and says so with a SoraEdgeError.
 const initFirst = (call) => async (...args) => {
   await init();
   return call(...args);
@@ -43,3 +44,19 @@ export const generate = initFirst(wasm.generate);
 export const poll = initFirst(wasm.poll);
 export const waitForJob = initFirst(wasm.waitForJob);
 export const run = initFirst(wasm.run);
+
+export class Client extends wasm.Client {
+  constructor(options) {
+    try {
+      super(options);
+    } catch (e) {
+      if (e instanceof SoraEdgeError) throw e; // a bad option
+      // Before the wasm has loaded, the glue's constructor has nothing to call.
+      throw new SoraEdgeError(
+        "the wasm is not loaded yet: `await init()` once before `new Client()`",
+        { code: "not_initialized", retryable: true },
+        { cause: e },
+      );
+    }
+  }
+}

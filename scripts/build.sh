@@ -53,6 +53,13 @@ fi
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --out-dir "$out.tmp" --out-name sora_edge \
   "$target_dir/wasm32-unknown-unknown/release/sora_edge.wasm"
+# The glue imports the SoraEdgeError class (npm/errors.js) as a snippet under a
+# hashed path: give it a fixed name and export it from the glue too, so that
+# every entry, and a direct import of sora_edge.js, shares the one class.
+mv "$out.tmp"/snippets/*/npm/errors.js "$out.tmp/errors.js" && rm -rf "$out.tmp/snippets"
+sed -i "s#'\./snippets/[^']*/npm/errors\.js'#'./errors.js'#" "$out.tmp/sora_edge.js"
+grep -q "from './errors.js'" "$out.tmp/sora_edge.js" # the rewrite must have happened
+echo 'export { SoraEdgeError, isSoraEdgeError } from "./errors.js";' >> "$out.tmp/sora_edge.js"
 wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers -o "$out.tmp/sora_edge_bg.wasm" "$out.tmp/sora_edge_bg.wasm"
 # The generated glue is readable JS; minified, it is 1.5 KB smaller gzipped.
 if [ "$variant" = web ]; then
@@ -60,10 +67,8 @@ if [ "$variant" = web ]; then
     --outfile="$out.tmp/sora_edge.min.js"
   mv "$out.tmp/sora_edge.min.js" "$out.tmp/sora_edge.js"
 fi
-# The .d.ts is wasm-bindgen's, generated from the Rust types (src/wasm/types.rs).
-# Its `[Symbol.dispose]` member needs TypeScript's esnext.disposable lib, which a
-# user's `lib: ["es2022", "dom"]` lacks; `free()` stays, and so does the method at run time.
-sed -i '/\[Symbol\.dispose\]/d' "$out.tmp/sora_edge.d.ts"
+# The .d.ts is wasm-bindgen's, generated from the Rust types (src/wasm/types.rs),
+# which also declare `Symbol.dispose` for a user's lib without esnext.disposable.
 cp npm/package.json npm/node.js "$out.tmp/"
 if [ "$variant" = web ]; then
   # The npm package: per-environment entries (npm/package.json's "exports"),

@@ -101,6 +101,21 @@ pub struct SoraError {
     /// The key a failed `generate` used, so a retry cannot create a second job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Who answered with the error status: `"edge"` (the sora-edge worker
+    /// refused the call itself) or `"upstream"` (Apiframe, possibly relayed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// The method of the request that failed, for errors of an HTTP exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Its URL. The key is a header, so it never appears here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The JavaScript value behind the error (fetch's `TypeError`, a parse
+    /// error, the abort reason, what `onProgress` threw): `Error.cause`.
+    #[cfg(target_arch = "wasm32")]
+    #[serde(skip)]
+    pub cause: Option<wasm_bindgen::JsValue>,
 }
 
 impl SoraError {
@@ -115,6 +130,11 @@ impl SoraError {
             retry_after_ms: None,
             job_id: None,
             idempotency_key: None,
+            source: None,
+            method: None,
+            url: None,
+            #[cfg(target_arch = "wasm32")]
+            cause: None,
         }
     }
 
@@ -158,6 +178,13 @@ impl SoraError {
             out.push_str(&self.message[copied..]);
             self.message = out;
         }
+        self
+    }
+
+    /// The same error, tagged with the JavaScript value that caused it.
+    #[cfg(target_arch = "wasm32")]
+    pub fn with_cause(mut self, cause: wasm_bindgen::JsValue) -> SoraError {
+        self.cause = Some(cause);
         self
     }
 }

@@ -22,6 +22,15 @@ pub struct UpstreamErrorBody {
 }
 
 impl UpstreamErrorBody {
+    /// Whether the sora-edge worker wrote this body: `{"error":{…,"source":"edge"}}`.
+    pub fn from_edge(&self) -> bool {
+        self.error
+            .as_ref()
+            .and_then(|e| e.get("source"))
+            .and_then(Value::as_str)
+            == Some("edge")
+    }
+
     /// The human message: `{"message"}`, `{"error": "…"}`,
     /// `{"error": {"message", "code"}}` or `{"detail"}`.
     fn message(&self) -> Option<String> {
@@ -93,8 +102,21 @@ pub fn error_from_status(
         _ => ErrorCode::Upstream,
     };
     let detail = quoted_error_body(body, parsed).unwrap_or_else(|| "no details".to_string());
-    let message = ["Apiframe answered ", &status.to_string(), ": ", &detail].concat();
+    // The worker marks the refusals it makes itself (src/edge/reply.rs);
+    // anything else, relayed or direct, is the upstream's.
+    let source = if parsed.is_some_and(UpstreamErrorBody::from_edge) {
+        "edge"
+    } else {
+        "upstream"
+    };
+    let who = if source == "edge" {
+        "the sora-edge worker answered "
+    } else {
+        "Apiframe answered "
+    };
+    let message = [who, &status.to_string(), ": ", &detail].concat();
     let mut error = SoraError::new(code, message);
+    error.source = Some(source);
     error.status = Some(status);
     error.retryable = is_retryable_status(status);
     error.retry_after_ms = retry_after_ms;
@@ -215,6 +237,13 @@ mod tests {
             r#"{"error":{"code":"invalid_request","message":"bad","field":"soraParams.duration"}}"#;
         let named = error_from_status(400, body, serde_json::from_str(body).ok().as_ref(), None);
         assert_eq!(named.field.as_deref(), Some("soraParams.duration"));
+        assert_eq!(named.source, Some("upstream"));
+        let edge = r#"{"error":{"code":"forbidden","message":"origin","source":"edge"}}"#;
+        let refused = error_from_status(403, edge, serde_json::from_str(edge).ok().as_ref(), None);
+        assert_eq!(refused.source, Some("edge"));
+        assert!(refused
+            .message
+            .starts_with("the sora-edge worker answered 403"));
     }
 
     #[test]

@@ -1,23 +1,29 @@
-//! `SoraError` as a real JavaScript `Error` named `SoraEdgeError`, with its
-//! serialized fields as own properties so callers can branch on `code`. Every
-//! rejection is built here.
+//! `SoraError` as the JavaScript `SoraEdgeError` class of `npm/errors.js`,
+//! with its serialized fields as own properties so callers can branch on
+//! `code`, and its `cause`. Every rejection is built here.
 
 use crate::core::SoraError;
-use js_sys::Object;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/npm/errors.js")]
+extern "C" {
+    /// `new SoraEdgeError(message, fields, {cause})`.
+    #[wasm_bindgen(js_name = SoraEdgeError)]
+    type JsSoraEdgeError;
+    #[wasm_bindgen(constructor, js_class = SoraEdgeError)]
+    fn new(message: &str, fields: JsValue, options: JsValue) -> JsSoraEdgeError;
+}
 
 /// Builds the JavaScript error. `secret` (the API key) is scrubbed from the
 /// message, whatever produced it.
 pub fn to_js(error: SoraError, secret: Option<&str>) -> JsValue {
-    let error = match secret {
+    let mut error = match secret {
         Some(key) => error.redact(key),
         None => error,
     };
-    let js = js_sys::Error::new(&error.message);
-    js.set_name("SoraEdgeError");
-    let fields = super::to_js(&error);
-    if fields.is_object() {
-        Object::assign(&js, fields.unchecked_ref());
+    let options = js_sys::Object::new();
+    if let Some(cause) = error.cause.take() {
+        let _ = js_sys::Reflect::set(&options, &"cause".into(), &cause);
     }
-    js.into()
+    JsSoraEdgeError::new(&error.message, super::to_js(&error), options.into()).into()
 }

@@ -15,17 +15,20 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, WorkerGlobalScope};
 
-fn aborted_error() -> SoraError {
+/// The caller's abort, with the signal's `reason` as `cause`, so that
+/// `controller.abort(reason)` is recoverable.
+fn aborted_error(signal: &AbortSignal) -> SoraError {
     SoraError::new(
         ErrorCode::Aborted,
         "the operation was aborted by its AbortSignal",
     )
+    .with_cause(Reflect::get(signal, &"reason".into()).unwrap_or_default())
 }
 
 /// Fails at once when the caller's signal has already fired.
 pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), SoraError> {
     match signal {
-        Some(s) if s.aborted() => Err(aborted_error()),
+        Some(s) if s.aborted() => Err(aborted_error(s)),
         _ => Ok(()),
     }
 }
@@ -191,8 +194,8 @@ impl Exchange {
     /// Why a promise of this exchange rejected: the caller's abort, our
     /// timeout, or the network (with `refused` from Node's `cause.code`).
     fn classify(&self, thrown: JsValue) -> Failure {
-        if self.user_signal.as_ref().is_some_and(|s| s.aborted()) {
-            return aborted_error().into();
+        if let Some(signal) = self.user_signal.as_ref().filter(|s| s.aborted()) {
+            return aborted_error(signal).into();
         }
         if self.controller.signal().aborted() {
             let mut e = SoraError::new(
@@ -206,7 +209,7 @@ impl Exchange {
                 .concat(),
             );
             e.retryable = true;
-            return e.into();
+            return e.with_cause(thrown).into();
         }
         let text = |value: &JsValue, key: &str| {
             Reflect::get(value, &key.into())
@@ -224,7 +227,7 @@ impl Exchange {
             message = [&message, " (", &cause_code, ")"].concat();
         }
         Failure {
-            error: SoraError::new(ErrorCode::Network, message),
+            error: SoraError::new(ErrorCode::Network, message).with_cause(thrown),
             refused: cause_code == "ECONNREFUSED",
         }
     }
@@ -262,11 +265,12 @@ async fn exchange(
         }
     };
     if response.ok() {
-        return JSON::parse(&text).map_err(|_| {
+        return JSON::parse(&text).map_err(|e| {
             SoraError::new(
                 ErrorCode::BadResponse,
                 ["the answer to ", &exchange.label, " is not valid JSON"].concat(),
             )
+            .with_cause(e)
             .into()
         });
     }
@@ -277,7 +281,9 @@ async fn exchange(
         .headers()
         .get("retry-after")
         .and_then(|v| parse_retry_after(&v, Date::now() as u64));
-    Err(error_from_status(response.status(), &text, parsed.as_ref(), retry_after).into())
+    let mut error = error_from_status(response.status(), &text, parsed.as_ref(), retry_after);
+    error.message = [&exchange.label, ": ", &error.message].concat();
+    Err(error.into())
 }
 
 /// A request with retries by `kind`'s rules. A 2xx body must be JSON that
@@ -308,7 +314,10 @@ pub async fn request(
             || out_of_time
             || !may_retry(kind, &failure.error, failure.refused)
         {
-            return Err(failure.error);
+            let mut error = failure.error;
+            error.method = Some(method.as_str().to_string());
+            error.url = Some(url.to_string());
+            return Err(error);
         }
         let mut delay = retry_delay_ms(
             attempt,

@@ -53,13 +53,17 @@ async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, 
     let job_id = match call {
         Call::Poll | Call::Wait => check_job_id(arg)?,
         Call::Generate | Call::Run => {
+            // Checked before the key exists: an error raised before any
+            // request has no key to reuse.
+            check_aborted(opts.signal.as_ref())?;
+            let body = wire_body(arg)?;
             let key = match &opts.idempotency_key {
                 Some(key) => key.clone(),
                 None => new_idempotency_key()?,
             };
             // Every submit error carries the key, so the caller can retry
             // without creating a second job.
-            let (job_id, status) = submit(arg, opts, &key).await.map_err(|mut e| {
+            let (job_id, status) = submit(&body, opts, &key).await.map_err(|mut e| {
                 e.idempotency_key = Some(key.clone());
                 e
             })?;
@@ -153,10 +157,12 @@ fn submitted_job(json: &JsValue) -> Result<(String, String), SoraError> {
     }
 }
 
-/// Validates and sends; resolves with the job id and status.
-async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, String), SoraError> {
-    check_aborted(opts.signal.as_ref())?;
-    let request_body = wire_body(req)?;
+/// Sends the validated body; resolves with the job id and status.
+async fn submit(
+    request_body: &str,
+    opts: &Options,
+    key: &str,
+) -> Result<(String, String), SoraError> {
     let url = [&opts.base_url, "/v2/videos/generate"].concat();
     let headers = [("Idempotency-Key", key)];
     let json = request(
@@ -164,7 +170,7 @@ async fn submit(req: &JsValue, opts: &Options, key: &str) -> Result<(String, Str
         RequestKind::Submit,
         gloo_net::http::Method::POST,
         &url,
-        Some(&request_body),
+        Some(request_body),
         &headers,
         None,
         |json| submitted_job(json).map(drop),
@@ -245,8 +251,15 @@ impl Watcher<'_> {
         if changed {
             self.last_seen = Some((job.status.clone(), job.progress));
             if let Some(callback) = &self.opts.on_progress {
-                // A throwing callback is the caller's bug; it must not end the wait.
-                let _ = callback.call1(&JsValue::UNDEFINED, &job_to_js(job, raw));
+                // A throwing callback ends the wait like an abort by the
+                // caller (the job itself goes on), with what it threw as `cause`.
+                if let Err(thrown) = callback.call1(&JsValue::UNDEFINED, &job_to_js(job, raw)) {
+                    return Some(Err(SoraError::new(
+                        ErrorCode::Aborted,
+                        "onProgress threw, which ended the wait (the job goes on); see cause",
+                    )
+                    .with_cause(thrown)));
+                }
             }
         }
         match job.status {
@@ -380,6 +393,8 @@ pub fn run(
 }
 
 /// The four calls with options fixed once; per-call options override them.
+/// Its few bytes of wasm memory are released when it is garbage-collected, or
+/// at once by `free()` or a `using` declaration (`[Symbol.dispose]`).
 #[wasm_bindgen]
 pub struct Client {
     opts: JsValue,
@@ -387,15 +402,19 @@ pub struct Client {
 
 #[wasm_bindgen]
 impl Client {
-    /// Fixes `opts` for every call.
+    /// Fixes `opts` for every call, checked now as a call would check them.
+    ///
+    /// # Errors
+    /// `invalid_request` naming the first bad option.
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions & WaitOptions")]
         opts: Option<JsValue>,
-    ) -> Client {
-        Client {
+    ) -> Result<Client, JsValue> {
+        Options::from_js(opts.clone()).map_err(|e| error::to_js(e, None))?;
+        Ok(Client {
             opts: merge(&JsValue::UNDEFINED, opts),
-        }
+        })
     }
 
     /// See `generate`.

@@ -223,8 +223,12 @@ impl Options {
                 .trim_end_matches('/')
                 .to_string(),
             fetch,
+            // Duck-typed, so that a polyfilled AbortSignal passes too.
             signal: read(given.signal, "signal", "must be an AbortSignal", |s| {
-                s.is_object() && js_sys::Reflect::has(s, &"aborted".into()).unwrap_or(false)
+                let member = |name: &str| js_sys::Reflect::get(s, &name.into()).unwrap_or_default();
+                s.is_object()
+                    && member("aborted").as_bool().is_some()
+                    && member("addEventListener").is_function()
             })?
             .map(JsCast::unchecked_into),
             max_retries: number(

@@ -31,7 +31,8 @@ export interface GenerateRequest {
   /** Absolute https URL (http only for localhost). Refused by the edge worker, which sets its own. */
   webhookUrl?: string;
   webhookEvents?: WebhookEvent[];
-  /** Extra upstream fields, passed through untouched. */
+  /** Extra upstream fields, passed through; the known ones (duration, aspect_ratio,
+   *  resolution, start_image) are checked by the same rules as the fields above. */
   soraParams?: Record<string, unknown>;
 }
 "#;
@@ -77,7 +78,7 @@ export interface WaitOptions extends ClientOptions {
 const JOB: &str = r#"
 export interface Submitted {
   jobId: string;
-  status: string;
+  status: JobStatus;
   idempotencyKey: string;
 }
 
@@ -101,7 +102,8 @@ export interface Job {
 }
 "#;
 
-// core::error::{ErrorCode, SoraError}, thrown by wasm::error::to_js.
+// core::error::{ErrorCode, SoraError}, thrown as the class of npm/errors.js
+// by wasm::error::to_js; "not_initialized" comes from npm/browser.js.
 #[wasm_bindgen(typescript_custom_section)]
 const ERROR: &str = r#"
 export type SoraEdgeErrorCode =
@@ -117,17 +119,46 @@ export type SoraEdgeErrorCode =
   | "aborted"
   | "deadline_exceeded"
   | "job_failed"
-  | "bad_response";
+  | "bad_response"
+  | "not_initialized";
 
-/** Every rejection is an Error with name "SoraEdgeError" and these fields. */
-export interface SoraEdgeError extends Error {
+/** Every rejection: `err instanceof SoraEdgeError`, with a stable `code` (the README has a table). */
+export declare class SoraEdgeError extends Error {
+  constructor(
+    message: string,
+    fields: Partial<SoraEdgeError> & { code: SoraEdgeErrorCode; retryable: boolean },
+    options?: ErrorOptions,
+  );
   name: "SoraEdgeError";
   code: SoraEdgeErrorCode;
   retryable: boolean;
+  /** The HTTP status, when there was a response. */
   status?: number;
+  /** The offending field, for "invalid_request". */
   field?: string;
+  /** From Retry-After. */
   retryAfterMs?: number;
   jobId?: string;
+  /** On a failure of a request that submitted (never on a validation error): reuse it to retry. */
   idempotencyKey?: string;
+  /** Who answered with the error status: the sora-edge worker itself, or Apiframe. */
+  source?: "edge" | "upstream";
+  /** The failed HTTP request's method and URL. */
+  method?: string;
+  url?: string;
+  /** The underlying error: fetch's TypeError, a JSON SyntaxError, the AbortSignal's
+   *  reason, or what onProgress threw. */
+  cause?: unknown;
+}
+
+/** Whether `e` is a SoraEdgeError (the same as `e instanceof SoraEdgeError`). */
+export declare function isSoraEdgeError(e: unknown): e is SoraEdgeError;
+
+// `Client[Symbol.dispose]` (`using client = new Client()`), also under a lib
+// without esnext.disposable; the same declaration as @types/node's.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
 }
 "#;

@@ -18,7 +18,8 @@ import init, {
   type WaitOptions,
   type Submitted,
   type Job,
-  type SoraEdgeError,
+  SoraEdgeError,
+  isSoraEdgeError,
   type SoraEdgeErrorCode,
 } from "sora-edge";
 
@@ -47,7 +48,8 @@ expectType<Equal<NonNullable<WaitOptions["transport"]>, "auto" | "poll" | "event
 expectType<Equal<SoraEdgeErrorCode,
   | "invalid_request" | "unauthorized" | "forbidden" | "insufficient_credits" | "not_found"
   | "rate_limited" | "upstream" | "network" | "timeout" | "aborted" | "deadline_exceeded"
-  | "job_failed" | "bad_response">>();
+  | "job_failed" | "bad_response" | "not_initialized">>();
+expectType<Equal<Submitted["status"], JobStatus>>();
 
 // ---- browsers and bundlers: init() first; Workers: initSync({ module }).
 declare const wasmModule: WebAssembly.Module;
@@ -122,14 +124,20 @@ export async function useClient(): Promise<void> {
   void [done, again];
 }
 
-// ---- errors: a rejection carries the contract's fields.
-export function isSoraEdgeError(e: unknown): e is SoraEdgeError {
-  return e instanceof Error && e.name === "SoraEdgeError";
-}
+// ---- errors: a rejection is a SoraEdgeError carrying the contract's fields.
 export async function handleErrors(): Promise<void> {
   try {
     await run({ prompt: "x" });
   } catch (e) {
+    if (e instanceof SoraEdgeError) {
+      const name: "SoraEdgeError" = e.name;
+      const asError: Error = e;
+      const cause: unknown = e.cause;
+      const source: "edge" | "upstream" | undefined = e.source;
+      const method: string | undefined = e.method;
+      const url: string | undefined = e.url;
+      void [name, asError, cause, source, method, url];
+    }
     if (isSoraEdgeError(e)) {
       const code: SoraEdgeErrorCode = e.code;
       const retryable: boolean = e.retryable;
@@ -139,11 +147,26 @@ export async function handleErrors(): Promise<void> {
       const jobId: string | undefined = e.jobId;
       const idempotencyKey: string | undefined = e.idempotencyKey;
       if (code === "job_failed" || code === "deadline_exceeded") console.log(jobId);
+      if (code === "not_initialized") await init();
       // @ts-expect-error not one of the contract's codes
       if (code === "rate_limit") console.log("never");
       void [retryable, status, field, retryAfterMs, idempotencyKey];
+    } else {
+      // @ts-expect-error an unknown rejection has no code
+      void e.code;
     }
   }
+}
+export const made: SoraEdgeError = new SoraEdgeError("m", { code: "timeout", retryable: true }, { cause: 1 });
+// @ts-expect-error the fields need a code
+export const noCode = new SoraEdgeError("m", { retryable: true });
+
+// ---- a Client is disposable, or freed by hand.
+export function disposeClient(): void {
+  const client = new Client({ baseUrl: "/api" });
+  const dispose: () => void = client[Symbol.dispose];
+  dispose.call(client);
+  new Client().free();
 }
 
 // ---- wrong types are rejected.

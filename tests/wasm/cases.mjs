@@ -16,7 +16,7 @@ const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 const CODES = [
   "invalid_request", "unauthorized", "forbidden", "insufficient_credits", "not_found",
   "rate_limited", "upstream", "network", "timeout", "aborted", "deadline_exceeded",
-  "job_failed", "bad_response",
+  "job_failed", "bad_response", "not_initialized",
 ];
 
 // ------------------------------------------------------------------ helpers
@@ -560,7 +560,7 @@ test("abort: aborting 500 ms into a 10 s waitForJob rejects aborted within 300 m
   dead.abort();
   const e1 = await rejects(lib.generate({ prompt: "never sent" }, opts(env, { signal: dead.signal })), "generate(aborted)");
   checkError(e1, { code: "aborted" }, "generate(aborted signal)");
-  assert.match(e1.idempotencyKey, UUID_V4_RE, "idempotencyKey on the generate failure");
+  assert.eq(e1.idempotencyKey, undefined, "no idempotencyKey when nothing was sent");
   const e2 = await rejects(lib.poll(sub.jobId, opts(env, { signal: dead.signal })), "poll(aborted)");
   checkError(e2, { code: "aborted" }, "poll(aborted signal)");
   const e3 = await rejects(lib.run({ prompt: "never sent" }, opts(env, { signal: dead.signal })), "run(aborted)");
@@ -642,6 +642,134 @@ test("a result URL that is not http(s) (javascript:, data:) rejects bad_response
     assert.eq(reads, 2, `${why}: one read each, a finished job's result is not asked for again`);
   }
 });
+
+test("errors: a network failure keeps fetch's error as cause and names the method and URL; bad JSON keeps the SyntaxError", async (lib, env) => {
+  // Port 9 (discard) on loopback: nothing listens, and browsers block it too.
+  const dead = "http://127.0.0.1:9";
+  const err = await rejects(lib.poll("job-1", { baseUrl: dead, maxRetries: 0 }), "poll(dead port)");
+  checkError(err, { code: "network", method: "GET", url: `${dead}/v2/jobs/job-1` }, "poll(dead port)");
+  assert.ok(err.cause instanceof TypeError, `cause is fetch's TypeError: ${show(err.cause)}`);
+  assert.includes(err.message, `GET ${dead}/v2/jobs/job-1`, "the message names the request");
+  const fetch = async () => new Response("{not json", { status: 200 });
+  const bad = await rejects(lib.poll("job-1", { baseUrl: "https://api.example", fetch, maxRetries: 0 }), "poll(bad JSON)");
+  checkError(bad, { code: "bad_response", method: "GET" }, "poll(bad JSON)");
+  assert.ok(bad.cause instanceof SyntaxError, `cause is the parse error: ${show(bad.cause)}`);
+});
+
+test("errors: HTTP errors carry method and URL (never the key); the upstream's are told from the edge worker's", async (lib, env) => {
+  const id = randomUuid();
+  const nf = await rejects(lib.poll(id, opts(env)), "poll(unknown id)");
+  checkError(nf, { code: "not_found", status: 404, method: "GET", url: `${env.simUrl}/v2/jobs/${id}`, source: "upstream" }, "poll(unknown id)");
+  assert.includes(nf.message, `GET ${env.simUrl}/v2/jobs/${id}`, "message names the request");
+  const un = await rejects(lib.generate({ prompt: "wrong key" }, { baseUrl: env.simUrl, apiKey: WRONG_KEY }), "generate(wrong key)");
+  checkError(un, { code: "unauthorized", method: "POST", url: `${env.simUrl}/v2/videos/generate`, source: "upstream" }, "generate(wrong key)");
+  assert.includes(un.message, "Apiframe answered 401", "the upstream's refusal says so");
+  assertNoSecrets(un, env, "generate(wrong key)");
+  assertNoSecrets(nf, env, "poll(unknown id)");
+  // The edge worker's own refusals (src/edge/reply.rs) carry "source":"edge".
+  const edgeBody = { error: { code: "forbidden", message: "origin https://evil.example is not allowed", source: "edge" } };
+  const fetch = async () => new Response(JSON.stringify(edgeBody), { status: 403, headers: { "content-type": "application/json" } });
+  const edge = await rejects(lib.poll("job-1", { baseUrl: "https://app.example/api", fetch }), "poll(edge 403)");
+  checkError(edge, { code: "forbidden", status: 403, source: "edge", method: "GET", url: "https://app.example/api/v2/jobs/job-1" }, "poll(edge 403)");
+  assert.includes(edge.message, "sora-edge worker answered 403", "the worker's refusal says it is the worker's");
+  assert.ok(!edge.message.includes("Apiframe"), `not blamed on Apiframe: ${show(edge.message)}`);
+});
+
+test("errors: the abort reason is kept as cause; an abort or a validation error before any request has no idempotencyKey", async (lib, env) => {
+  const reason = new Error("user left the page");
+  const dead = new AbortController();
+  dead.abort(reason);
+  const e1 = await rejects(lib.generate({ prompt: "never sent" }, opts(env, { signal: dead.signal })), "generate(aborted with reason)");
+  checkError(e1, { code: "aborted", idempotencyKey: undefined }, "generate(aborted with reason)");
+  assert.eq(e1.cause, reason, "cause is the signal's reason");
+  const sub = await longJob(lib, env);
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort("stop"), 300);
+  try {
+    const e2 = await rejects(lib.waitForJob(sub.jobId, opts(env, { signal: ctl.signal, transport: "poll" })), "waitForJob(abort mid-wait)");
+    checkError(e2, { code: "aborted", jobId: sub.jobId }, "waitForJob(abort mid-wait)");
+    assert.eq(e2.cause, "stop", "cause is the reason given to abort()");
+  } finally {
+    clearTimeout(timer);
+  }
+  for (const req of [{ prompt: "" }, { prompt: "x", duration: 7 }, { prompt: "x", soraParams: { duration: 7 } }]) {
+    for (const call of ["generate", "run"]) {
+      const e = await rejects(lib[call](req, opts(env)), `${call}(${show(req)})`);
+      checkError(e, { code: "invalid_request", idempotencyKey: undefined }, `${call}(${show(req)})`);
+      assert.ok(!("idempotencyKey" in e), `${call}: no idempotencyKey field at all`);
+    }
+  }
+  const st = await env.sim.stats();
+  assert.eq(st.requests.generate, 1, "only longJob's generate was sent");
+});
+
+const BAD_OPTIONS = [
+  ["baseUrl", { baseUrl: 42 }],
+  ["timeoutMs", { timeoutMs: -1 }],
+  ["maxRetries", { maxRetries: "x" }],
+  ["transport", { transport: "sse" }],
+  ["fetch", { fetch: "fetch" }],
+  ["onProgress", { onProgress: {} }],
+  ["signal", { signal: { aborted: "no" } }],
+  ["signal", { signal: "abort" }],
+  ["headers", { headers: "X-A: 1" }],
+  ["headers.X-Count", { headers: { "X-Count": 1 } }],
+  ["deadlineMs", { deadlineMs: 0 }],
+  ["options", 42],
+];
+
+test(`options: ${BAD_OPTIONS.length} bad options reject invalid_request naming the option, in new Client() and in calls, with 0 requests`, async (lib, env) => {
+  for (const [field, bad] of BAD_OPTIONS) {
+    let thrown;
+    try {
+      new lib.Client(bad);
+    } catch (e) {
+      thrown = e;
+    }
+    assert.ok(thrown, `new Client(${show(bad)}) was accepted`);
+    checkError(thrown, { code: "invalid_request", field, retryable: false }, `new Client(${show(bad)})`);
+    assert.ok(thrown instanceof lib.SoraEdgeError, "a SoraEdgeError");
+    assert.includes(thrown.message, field.split(".")[0], "the message names the option");
+    assert.ok(!("idempotencyKey" in thrown), "no idempotencyKey");
+    if (bad && typeof bad === "object") {
+      const merged = { baseUrl: env.simUrl, apiKey: env.apiKey, ...bad };
+      const e = await rejects(lib.generate({ prompt: "x" }, merged), `generate(options ${show(bad)})`);
+      checkError(e, { code: "invalid_request", field, idempotencyKey: undefined }, `generate(options ${show(bad)})`);
+      const p = await rejects(lib.poll("job-1", merged), `poll(options ${show(bad)})`);
+      checkError(p, { code: "invalid_request", field }, `poll(options ${show(bad)})`);
+    }
+  }
+  const st = await env.sim.stats();
+  assert.eq(st.requests.generate + st.requests.job, 0, "no request was sent");
+});
+
+test("onProgress: an exception ends the wait with code aborted and the exception as cause; the job goes on", async (lib, env) => {
+  const boom = new RangeError("progress bar broke");
+  let calls = 0;
+  const err = await rejects(lib.run({ prompt: "a throwing callback [ms=1500]" }, opts(env, {
+    onProgress: () => { calls += 1; throw boom; },
+  })), "run(onProgress throws)");
+  checkError(err, { code: "aborted", retryable: false }, "run(onProgress throws)");
+  assert.eq(err.cause, boom, "cause is what onProgress threw");
+  assert.eq(calls, 1, "the wait ended at the first throw");
+  assert.ok(typeof err.jobId === "string" && err.jobId.length > 0, "the error names the job");
+  const done = await lib.waitForJob(err.jobId, opts(env));
+  assert.eq(done.status, "COMPLETED", "the job itself went on");
+});
+
+test("SoraEdgeError: every rejection seen is instanceof the exported class and passes isSoraEdgeError; others do not", async (lib) => {
+  assert.eq(typeof lib.SoraEdgeError, "function", "SoraEdgeError is exported");
+  assert.ok(seenErrors.length >= 10, "the earlier cases collected errors");
+  for (const { what, err } of seenErrors) {
+    assert.ok(err instanceof lib.SoraEdgeError, `${what}: instanceof SoraEdgeError`);
+    assert.ok(err instanceof Error, `${what}: instanceof Error`);
+    assert.ok(lib.isSoraEdgeError(err), `${what}: isSoraEdgeError`);
+    assert.eq(err.name, "SoraEdgeError", `${what}: name`);
+  }
+  for (const other of [new Error("x"), { name: "SoraEdgeError", code: "timeout" }, null, "SoraEdgeError"]) {
+    assert.ok(!lib.isSoraEdgeError(other), `isSoraEdgeError(${show(other)}) is false`);
+  }
+}, 5000);
 
 test("no error produced by any case exposes the API key (right or wrong)", async (_lib, env) => {
   assert.ok(seenErrors.length >= 1, "no errors were collected: the earlier cases did not run");
