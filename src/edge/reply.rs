@@ -27,6 +27,9 @@ struct ErrorDetail<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Always "edge": tells the client library that the worker itself refused,
+    /// not Apiframe, whose error bodies never carry this field.
+    source: &'static str,
 }
 
 impl Reply {
@@ -93,13 +96,14 @@ impl Reply {
     }
 }
 
-/// `{"error":{"code","message"[,"field"]}}`.
+/// `{"error":{"code","message"[,"field"],"source":"edge"}}`.
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> String {
     serde_json::to_string(&ErrorBody {
         error: ErrorDetail {
             code,
             message,
             field,
+            source: "edge",
         },
     })
     .unwrap_or_default()
@@ -133,11 +137,11 @@ mod tests {
         let cases = [
             (
                 Reply::error(404, "not_found", "no"),
-                r#"{"error":{"code":"not_found","message":"no"}}"#,
+                r#"{"error":{"code":"not_found","message":"no","source":"edge"}}"#,
             ),
             (
                 Reply::invalid("prompt", "prompt \"x\" bad"),
-                r#"{"error":{"code":"invalid_request","message":"prompt \"x\" bad","field":"prompt"}}"#,
+                r#"{"error":{"code":"invalid_request","message":"prompt \"x\" bad","field":"prompt","source":"edge"}}"#,
             ),
         ];
         for (reply, body) in cases {

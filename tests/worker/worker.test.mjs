@@ -467,3 +467,16 @@ test("the API key appeared in no response, header or event", T, async () => {
 function createHmacBare(body) {
   return createHmac("sha256", API_KEY).update(body).digest("hex");
 }
+
+test("client errors say who refused: the worker's own 400 is source edge, a relayed Apiframe 404 is source upstream", T, async () => {
+  const { poll, isSoraEdgeError } = await import("sora-edge");
+  const refused = await poll("not-a-uuid", { baseUrl: `${W}/api` }).then(() => null, (e) => e);
+  assert.ok(isSoraEdgeError(refused), `a SoraEdgeError, got ${refused}`);
+  assert.equal(refused.code, "invalid_request", "code");
+  assert.equal(refused.source, "edge", "source of the worker's refusal");
+  assert.match(refused.message, /worker/, "message names the worker");
+  const unknown = await poll("0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d", { baseUrl: `${W}/api` }).then(() => null, (e) => e);
+  assert.ok(isSoraEdgeError(unknown), `a SoraEdgeError, got ${unknown}`);
+  assert.equal(unknown.code, "not_found", "code");
+  assert.equal(unknown.source, "upstream", "source of Apiframe's 404");
+});
