@@ -15,7 +15,10 @@ fn union_after(head: &str) -> BTreeSet<String> {
         .find(head)
         .unwrap_or_else(|| panic!("`{head}` is not declared in src/wasm/types.rs"))
         + head.len();
-    let end = start + DECLARATIONS[start..].find(';').expect("a union ends with ;");
+    let end = start
+        + DECLARATIONS[start..]
+            .find(';')
+            .expect("a union ends with ;");
     DECLARATIONS[start..end]
         .split('|')
         .map(|member| member.trim().trim_matches('"').to_string())

@@ -77,12 +77,6 @@ pub fn quoted_error_body(text: &str, parsed: Option<&UpstreamErrorBody>) -> Opti
     ))
 }
 
-/// [`quoted_error_body`] of a body read as JSON here, for the edge code.
-#[cfg(feature = "edge")]
-pub fn error_body_message(text: &str) -> Option<String> {
-    quoted_error_body(text, serde_json::from_str(text.trim()).ok().as_ref())
-}
-
 /// The error for a non-2xx answer.
 /// `parsed` is the body read as JSON, when it is JSON.
 pub fn error_from_status(

@@ -6,20 +6,13 @@ pub mod backoff;
 pub mod error;
 pub mod http;
 pub mod job;
-// The edge code's JSON text and event-stream parsers, until it moves to serde_json.
-#[cfg(feature = "edge")]
-pub mod json;
 pub mod platform;
 pub mod request;
 pub mod schedule;
-#[cfg(feature = "edge")]
-pub mod sse;
 pub mod url;
 pub mod value;
 
 pub use error::{ErrorCode, SoraError};
 pub use job::{Job, JobStatus};
-#[cfg(feature = "edge")]
-pub use json::Json;
 pub use request::GenerateRequest;
 pub use value::Value;

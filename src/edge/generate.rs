@@ -4,6 +4,7 @@
 
 use super::reply::Reply;
 use crate::core::GenerateRequest;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -26,14 +27,14 @@ pub fn own_webhook_url(public_url: &str) -> Option<String> {
 ///
 /// # Errors
 /// 400 naming `body` for bytes that are not UTF-8 or not JSON.
-pub fn parse_body(body: &[u8]) -> Result<(&str, Value), Reply> {
+pub fn parse_body(body: &[u8]) -> Result<Value, Reply> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Reply::invalid(
             "body",
             &format!("body is not UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    let value = serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         Reply::invalid(
             "body",
             &format!(
@@ -42,8 +43,7 @@ pub fn parse_body(body: &[u8]) -> Result<(&str, Value), Reply> {
                 e.column()
             ),
         )
-    })?;
-    Ok((text, value))
+    })
 }
 
 /// A key as compared for webhook fields: case, `_` and `-` do not matter.
@@ -86,17 +86,17 @@ fn refuse_client_webhooks(body: &Map<String, Value>) -> Result<(), Reply> {
 /// 400 naming the field: invalid JSON (`body`), a client-chosen webhook URL,
 /// or any rule of the wire format.
 pub fn rewrite(body: &[u8], webhook_url: Option<&str>) -> Result<String, Reply> {
-    let (text, value) = parse_body(body)?;
+    let value = parse_body(body)?;
     let object = value
         .as_object()
         .ok_or_else(|| Reply::invalid("body", "body must be a JSON object"))?;
     refuse_client_webhooks(object)?;
-    // The wire-format rules are the library's (crate::core::request), which
-    // reads its own JSON value: one set of rules for the client and the edge.
-    let core_json = crate::core::Json::parse(text)
+    // The wire-format rules are the library's (crate::core::request), read from
+    // the core's serde value: one set of rules for the client and the edge.
+    let core_value = crate::core::Value::deserialize(&value)
         .map_err(|_| Reply::invalid("body", "body is not valid JSON"))?;
     let mut request =
-        GenerateRequest::from_wire_json(&core_json).map_err(|e| Reply::from_validation(&e))?;
+        GenerateRequest::from_wire(&core_value).map_err(|e| Reply::from_validation(&e))?;
     match webhook_url {
         Some(url) => {
             request.webhook_url = Some(url.to_string());
@@ -107,7 +107,7 @@ pub fn rewrite(body: &[u8], webhook_url: Option<&str>) -> Result<String, Reply> 
             request.webhook_events = None;
         }
     }
-    Ok(request.wire_body())
+    Ok(serde_json::to_string(&request.wire()).unwrap_or_default())
 }
 
 #[cfg(test)]

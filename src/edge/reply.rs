@@ -148,7 +148,11 @@ mod tests {
             assert_eq!(reply.body, body);
             let parsed: Value = serde_json::from_str(&reply.body).unwrap();
             assert!(parsed["error"]["code"].is_string());
-            assert!(crate::core::http::error_body_message(&reply.body).is_some());
+            // The client library reads the worker's bodies as it reads Apiframe's.
+            let client_view = serde_json::from_str(&reply.body).ok();
+            assert!(
+                crate::core::http::quoted_error_body(&reply.body, client_view.as_ref()).is_some()
+            );
         }
         let limited = Reply::rate_limited("slow down", 60);
         assert_eq!(limited.status, 429);

@@ -88,7 +88,7 @@ fn status_of_event(event: &str) -> Option<&'static str> {
 /// 400 naming the field when the body is not JSON, has no UUID `jobId`, or
 /// no status (neither `status` nor a known `event`).
 pub fn parse_event(body: &[u8]) -> Result<(String, JobMap), Reply> {
-    let (_, value) = super::generate::parse_body(body)?;
+    let value = super::generate::parse_body(body)?;
     let Value::Object(mut members) = value else {
         return Err(Reply::invalid("body", "webhook body must be a JSON object"));
     };
