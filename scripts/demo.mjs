@@ -69,7 +69,8 @@ function portFree(port) {
 export function copyPkg() {
   const out = join(ROOT, "www", "pkg");
   mkdirSync(out, { recursive: true });
-  for (const f of ["sora_edge.js", "sora_edge_bg.wasm"]) {
+  // The web glue, its wasm, and the module it imports the error class from.
+  for (const f of ["sora_edge.js", "sora_edge_bg.wasm", "errors.js"]) {
     const src = join(ROOT, "pkg", f);
     if (!existsSync(src)) throw new Error(`${src} is missing: run \`make build\` (bash scripts/build.sh)`);
     copyFileSync(src, join(out, f));
