@@ -19,12 +19,12 @@ DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts
 
 .PHONY: help setup build test test-clean lint test-native test-wasm-node test-wasm-chromium test-types \
-        test-quickstart test-bundlers test-worker size test-summary demo bench
+        test-bundlers test-worker size test-summary demo bench
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
 	@echo "make build   simulator (native) + wasm package (pkg/) + edge worker (worker/build/)"
-	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, quick start, bundlers, size"
+	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, bundlers (incl. the README quick starts), size"
 	@echo "make size    gzip -9 size of the browser build (ceiling SIZE_CEILING=$(SIZE_CEILING) bytes)"
 	@echo "make demo    simulator + edge worker (local workerd) serving the page on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
 
@@ -37,7 +37,7 @@ build:
 	bash scripts/build-worker.sh
 
 # ----------------------------------------------------------------------- test
-test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-quickstart test-bundlers size
+test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-bundlers size
 	@$(MAKE) --no-print-directory test-summary
 
 # Logs of an earlier run must not feed this run's summary.
@@ -70,9 +70,6 @@ test-types:
 	tsc -p tests/types --noEmit
 	tsc -p tests/types/tsconfig.esnext.json --noEmit
 	@echo "types: tests/types/usage.ts checks against pkg/sora_edge.d.ts"
-
-test-quickstart: | $(ARTIFACTS)
-	node --test --test-reporter=spec tests/quickstart-node.mjs 2>&1 | tee $(ARTIFACTS)/quickstart.log
 
 # The packed package in fresh projects (tests/bundlers/): the README's quick
 # starts as written (Node, also on Node 18; Worker in workerd; browser) and the

@@ -20,7 +20,6 @@ suites=(
   "worker|worker in workerd"
   "e2e|demo page, Chromium"
   "faults|fault matrix"
-  "quickstart|quick start, Node"
   "bundlers|package, bundlers"
 )
 

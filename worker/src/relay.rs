@@ -268,14 +268,18 @@ impl JobRelay {
         Response::from_json(&Changed { changed })
     }
 
-    async fn submitted(&self) -> Result<Response> {
-        let id = self
-            .live
+    /// The id of the job this object relays (empty before its record exists).
+    fn job_id(&self) -> String {
+        self.live
             .record
             .borrow()
             .as_ref()
             .map(|r| r.job_id.clone())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    async fn submitted(&self) -> Result<Response> {
+        let id = self.job_id();
         let mut job = JobMap::new();
         job.insert("id".into(), id.into());
         job.insert("status".into(), "QUEUED".into());
@@ -300,13 +304,7 @@ impl JobRelay {
         if let Some(job) = finished {
             return respond(Reply::json(job), &[]);
         }
-        let id = self
-            .live
-            .record
-            .borrow()
-            .as_ref()
-            .map(|r| r.job_id.clone())
-            .unwrap_or_default();
+        let id = self.job_id();
         let forward: Vec<(String, String)> = req
             .headers()
             .get("accept")?
@@ -368,13 +366,7 @@ impl JobRelay {
             None => {
                 let env = self.env.clone();
                 let config = self.config();
-                let id = self
-                    .live
-                    .record
-                    .borrow()
-                    .as_ref()
-                    .map(|r| r.job_id.clone())
-                    .unwrap_or_default();
+                let id = self.job_id();
                 let read: LocalBoxFuture<'static, Fetched> = Box::pin(async move {
                     exchange(
                         &env,
