@@ -151,6 +151,19 @@ impl RelayCall {
 type Subscriber = UnboundedSender<Result<Vec<u8>>>;
 type Fetched = std::result::Result<Answer, Reply>;
 
+/// One upstream status read of job `id`.
+async fn read_job(env: &Env, config: &Config, id: &str) -> Fetched {
+    exchange(
+        env,
+        config,
+        Method::Get,
+        &format!("/v2/jobs/{id}"),
+        &[],
+        None,
+    )
+    .await
+}
+
 /// What the object holds in memory besides its record.
 #[derive(Default)]
 struct Live {
@@ -367,17 +380,8 @@ impl JobRelay {
                 let env = self.env.clone();
                 let config = self.config();
                 let id = self.job_id();
-                let read: LocalBoxFuture<'static, Fetched> = Box::pin(async move {
-                    exchange(
-                        &env,
-                        &config,
-                        Method::Get,
-                        &format!("/v2/jobs/{id}"),
-                        &[],
-                        None,
-                    )
-                    .await
-                });
+                let read: LocalBoxFuture<'static, Fetched> =
+                    Box::pin(async move { read_job(&env, &config, &id).await });
                 let shared = read.shared();
                 *self.live.reading.borrow_mut() = Some(shared.clone());
                 shared
@@ -559,16 +563,7 @@ impl DurableObject for JobRelay {
         }
         let config = self.config();
         let now = now_ms();
-        let outcome = match exchange(
-            &self.env,
-            &config,
-            Method::Get,
-            &format!("/v2/jobs/{id}"),
-            &[],
-            None,
-        )
-        .await
-        {
+        let outcome = match read_job(&self.env, &config, &id).await {
             Ok(answer) if answer.status == 200 => {
                 let applied = serde_json::from_str::<JobMap>(&answer.text)
                     .ok()
