@@ -5,7 +5,7 @@
 use super::error::{ErrorCode, SoraError};
 use super::platform::parse_http_date_ms;
 use super::value::{shorten, Value};
-use serde::Deserialize;
+use serde::de::{Deserialize, Deserializer, Error as _};
 
 /// Longest upstream text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 300;
@@ -13,12 +13,34 @@ const MAX_QUOTED_CHARS: usize = 300;
 /// An upstream error body. The docs never give its shape; these are the
 /// members seen in the wild, each of any type (a wrong type is ignored, not
 /// an error: the body is only quoted).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct UpstreamErrorBody {
     message: Option<Value>,
     error: Option<Value>,
     detail: Option<Value>,
     field: Option<Value>,
+}
+
+/// Read through [`Value`], not derived, as `UpstreamJob` is (and for the same
+/// measured reason): every member is a `Value` anyway. `null` is absent.
+impl<'de> Deserialize<'de> for UpstreamErrorBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamErrorBody, D::Error> {
+        let Value::Object(members) = Value::deserialize(d)? else {
+            return Err(D::Error::custom("an error body must be an object"));
+        };
+        let mut body = UpstreamErrorBody::default();
+        for (key, value) in members {
+            let value = Some(value).filter(|v| *v != Value::Null);
+            match key.as_str() {
+                "message" => body.message = value,
+                "error" => body.error = value,
+                "detail" => body.detail = value,
+                "field" => body.field = value,
+                _ => {}
+            }
+        }
+        Ok(body)
+    }
 }
 
 impl UpstreamErrorBody {

@@ -6,7 +6,7 @@ use super::error::{ErrorCode, SoraError};
 use super::platform::parse_number;
 use super::url::parse_http_url;
 use super::value::Value;
-use serde::de::{Deserializer, Visitor};
+use serde::de::{Deserializer, Error as _, Visitor};
 use serde::Deserialize;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -89,12 +89,11 @@ impl<'de> Deserialize<'de> for JobStatus {
 /// A status-read body or a webhook payload, as the upstream sends it.
 /// Members whose shape varies are kept as [`Value`]s and read by
 /// [`Job::from_upstream`].
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct UpstreamJob {
     /// On status reads.
     pub id: Option<String>,
-    /// In webhook payloads.
+    /// In webhook payloads (`jobId`).
     pub job_id: Option<String>,
     /// The wire status.
     pub status: Option<JobStatus>,
@@ -106,18 +105,57 @@ pub struct UpstreamJob {
     pub error: Option<Value>,
     /// The model.
     pub model: Option<String>,
-    /// Credits charged.
+    /// Credits charged (`creditCost`).
     pub credit_cost: Option<f64>,
-    /// When the job was created.
+    /// When the job was created (`createdAt`).
     pub created_at: Option<String>,
-    /// When it finished; `Some(None)` is an explicit `null`.
-    #[serde(default, deserialize_with = "present")]
+    /// When it finished (`completedAt`); `Some(None)` is an explicit `null`.
     pub completed_at: Option<Option<String>>,
 }
 
-/// A member that is present, `null` included: `Some(None)` for `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// Read through [`Value`], not derived: in the browser build a derived struct
+/// monomorphises serde-wasm-bindgen's struct, string, number and status
+/// visitors once more, where through `Value` every read of the JavaScript
+/// boundary shares the one `deserialize_any` (measured: -1,0xx B gzip, see
+/// BENCHMARKS.md "Browser build size"). The rules are a derive's: `null`
+/// is absent, a member of the wrong type refuses the whole job.
+impl<'de> Deserialize<'de> for UpstreamJob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamJob, D::Error> {
+        let Value::Object(members) = Value::deserialize(d)? else {
+            return Err(D::Error::custom("a job must be an object"));
+        };
+        let mut job = UpstreamJob::default();
+        for (key, value) in members {
+            let value = Some(value).filter(|v| *v != Value::Null);
+            let text = || match &value {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(D::Error::custom(
+                    ["job member ", &key, " must be a string"].concat(),
+                )),
+            };
+            match key.as_str() {
+                "id" => job.id = text()?,
+                "jobId" => job.job_id = text()?,
+                "status" => job.status = text()?.map(|s| JobStatus::parse(&s)),
+                "model" => job.model = text()?,
+                "createdAt" => job.created_at = text()?,
+                "completedAt" => job.completed_at = Some(text()?),
+                "creditCost" => match value {
+                    None => job.credit_cost = None,
+                    Some(Value::Number(n)) => job.credit_cost = Some(n),
+                    Some(_) => {
+                        return Err(D::Error::custom("job member creditCost must be a number"))
+                    }
+                },
+                "progress" => job.progress = value,
+                "result" => job.result = value,
+                "error" => job.error = value,
+                _ => {}
+            }
+        }
+        Ok(job)
+    }
 }
 
 /// A job as the client library reports it: the JavaScript `Job` without
