@@ -25,8 +25,16 @@ pub struct UpstreamErrorBody {
 /// measured reason): every member is a `Value` anyway. `null` is absent.
 impl<'de> Deserialize<'de> for UpstreamErrorBody {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamErrorBody, D::Error> {
-        let Value::Object(members) = Value::deserialize(d)? else {
-            return Err(D::Error::custom("an error body must be an object"));
+        UpstreamErrorBody::try_from(Value::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+impl TryFrom<Value> for UpstreamErrorBody {
+    type Error = &'static str;
+
+    fn try_from(value: Value) -> Result<UpstreamErrorBody, &'static str> {
+        let Value::Object(members) = value else {
+            return Err("an error body must be an object");
         };
         let mut body = UpstreamErrorBody::default();
         for (key, value) in members {

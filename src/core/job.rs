@@ -121,8 +121,16 @@ pub struct UpstreamJob {
 /// is absent, a member of the wrong type refuses the whole job.
 impl<'de> Deserialize<'de> for UpstreamJob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamJob, D::Error> {
-        let Value::Object(members) = Value::deserialize(d)? else {
-            return Err(D::Error::custom("a job must be an object"));
+        UpstreamJob::try_from(Value::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+impl TryFrom<Value> for UpstreamJob {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<UpstreamJob, String> {
+        let Value::Object(members) = value else {
+            return Err("a job must be an object".to_string());
         };
         let mut job = UpstreamJob::default();
         for (key, value) in members {
@@ -130,9 +138,7 @@ impl<'de> Deserialize<'de> for UpstreamJob {
             let text = || match &value {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(D::Error::custom(
-                    ["job member ", &key, " must be a string"].concat(),
-                )),
+                Some(_) => Err(["job member ", &key, " must be a string"].concat()),
             };
             match key.as_str() {
                 "id" => job.id = text()?,
@@ -144,9 +150,7 @@ impl<'de> Deserialize<'de> for UpstreamJob {
                 "creditCost" => match value {
                     None => job.credit_cost = None,
                     Some(Value::Number(n)) => job.credit_cost = Some(n),
-                    Some(_) => {
-                        return Err(D::Error::custom("job member creditCost must be a number"))
-                    }
+                    Some(_) => return Err("job member creditCost must be a number".to_string()),
                 },
                 "progress" => job.progress = value,
                 "result" => job.result = value,

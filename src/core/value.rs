@@ -5,6 +5,7 @@
 //! neither). `serde_json::Value` would do, but it would link serde_json into
 //! the browser build, where values come from the platform's `JSON.parse`.
 
+use super::platform::number_text;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::fmt;
@@ -89,16 +90,6 @@ impl Value {
                 out.push('}');
             }
         }
-    }
-}
-
-/// A number as JavaScript prints it, for messages: whole numbers without a
-/// fraction (`5`, not `5.0`).
-pub fn number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        (n as i64).to_string()
-    } else {
-        n.to_string()
     }
 }
 

@@ -276,7 +276,8 @@ async fn exchange(
     }
     let parsed: Option<UpstreamErrorBody> = JSON::parse(&text)
         .ok()
-        .and_then(|json| serde_wasm_bindgen::from_value(json).ok());
+        .and_then(|json| super::value_of(&json))
+        .and_then(|v| UpstreamErrorBody::try_from(v).ok());
     let retry_after = response
         .headers()
         .get("retry-after")

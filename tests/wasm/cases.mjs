@@ -368,6 +368,9 @@ const INVALID = [
   ["webhookEvents unknown event", { prompt: "x", webhookUrl: "https://hooks.example.com/sora", webhookEvents: ["done"] }, "webhookEvents"],
   ["webhookEvents not an array", { prompt: "x", webhookUrl: "https://hooks.example.com/sora", webhookEvents: "completed" }, "webhookEvents"],
   ["unknown model", { prompt: "x", model: "sora-3" }, "model"],
+  // What JSON has no value for (read by wasm::value_of, as serde-wasm-bindgen would).
+  ["a function in soraParams", { prompt: "x", soraParams: { seed() {} } }, "request"],
+  ["a Set as soraParams", { prompt: "x", soraParams: new Set([7]) }, "request"],
 ];
 
 const VALID = [
@@ -378,6 +381,8 @@ const VALID = [
   ["startImage https", { prompt: "x", startImage: "https://images.example.com/first-frame.png" }],
   ["webhookUrl http to localhost", { prompt: "x", webhookUrl: "http://localhost:9/hook", webhookEvents: ["completed", "failed"] }],
   ["optional fields left undefined", { prompt: "x", duration: undefined, aspectRatio: undefined }],
+  ["duration as a BigInt", { prompt: "x", duration: 8n }],
+  ["a Map as soraParams", { prompt: "x", soraParams: new Map([["seed", 7]]) }],
 ];
 
 test(`validation: ${INVALID.length} invalid requests reject invalid_request with the camelCase field, before any request`, async (lib, env) => {
