@@ -21,7 +21,7 @@ pub struct UpstreamErrorBody {
     field: Option<Value>,
 }
 
-/// Read through [`Value`], not derived, as `UpstreamJob` is (and for the same
+/// Read from a [`Value`], not derived, as `UpstreamJob` is (and for the same
 /// measured reason): every member is a `Value` anyway. `null` is absent.
 impl<'de> Deserialize<'de> for UpstreamErrorBody {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamErrorBody, D::Error> {
@@ -38,7 +38,7 @@ impl TryFrom<Value> for UpstreamErrorBody {
         };
         let mut body = UpstreamErrorBody::default();
         for (key, value) in members {
-            let value = Some(value).filter(|v| *v != Value::Null);
+            let value = Some(value).filter(|v| !matches!(v, Value::Null));
             match key.as_str() {
                 "message" => body.message = value,
                 "error" => body.error = value,

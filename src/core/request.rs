@@ -73,7 +73,7 @@ impl GenerateRequest {
         // would have it; serde-wasm-bindgen hands `undefined` over as null.
         let members: Vec<(String, Value)> = given
             .iter()
-            .filter(|(_, v)| *v != Value::Null)
+            .filter(|(_, v)| !matches!(v, Value::Null))
             .cloned()
             .collect();
         for (key, _) in &members {
