@@ -36,7 +36,8 @@ mod imp {
     }
 
     /// `String(n)`. Rust's float formatting (`<f64 as Display>`, flt2dec,
-    /// bignum) would cost 8.4 KB raw, about 3 KB gzip, for error messages only.
+    /// bignum: 8.4 KB raw) would be linked for error messages only; see
+    /// `wasm::value_of` for what it measured.
     pub fn number_text(n: f64) -> String {
         js_sys::Number::from(n)
             .to_string_with_radix(10)

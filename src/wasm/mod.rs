@@ -202,7 +202,7 @@ fn wire_body(req: &JsValue) -> Result<String, SoraError> {
 /// Measured reason: any `from_value` links its `invalid_type` error path,
 /// which formats `Unexpected::Float` and so keeps Rust's float formatting and
 /// most of `core::fmt` alive; without it (and with `platform::number_text`)
-/// the build measured 8,781 B gzip smaller (57,102 -> 48,321 B), which is
+/// the build measured 8,395 B gzip smaller (57,102 -> 48,707 B), which is
 /// what brings it under issue 8's 52 KB. The serde types stay the model:
 /// `UpstreamJob` and `UpstreamErrorBody` are read from this `Value`.
 pub(crate) fn value_of(js: &JsValue) -> Option<Value> {
