@@ -60,7 +60,10 @@ mv "$out.tmp"/snippets/*/npm/errors.js "$out.tmp/errors.js" && rm -rf "$out.tmp/
 sed -i "s#'\./snippets/[^']*/npm/errors\.js'#'./errors.js'#" "$out.tmp/sora_edge.js"
 grep -q "from './errors.js'" "$out.tmp/sora_edge.js" # the rewrite must have happened
 echo 'export { SoraEdgeError, isSoraEdgeError } from "./errors.js";' >> "$out.tmp/sora_edge.js"
-wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers -o "$out.tmp/sora_edge_bg.wasm" "$out.tmp/sora_edge_bg.wasm"
+# -Oz, then the control flow rebuilt (--flatten --rereloop) and -Oz twice more:
+# 359 B gzip smaller than -Oz alone on the 48,572 B build (--converge, -Os,
+# --gufa and -Oz twice measured -30 to +80 B).
+wasm-opt -Oz --flatten --rereloop -Oz -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers -o "$out.tmp/sora_edge_bg.wasm" "$out.tmp/sora_edge_bg.wasm"
 # The generated glue is readable JS; minified, it is 1.5 KB smaller gzipped.
 if [ "$variant" = web ]; then
   esbuild "$out.tmp/sora_edge.js" --minify --format=esm --target=es2020 --log-level=warning \

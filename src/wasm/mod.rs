@@ -223,12 +223,11 @@ pub(crate) fn value_of(js: &JsValue) -> Option<Value> {
         return crate::core::platform::parse_number(&String::from(text)).map(Value::Number);
     }
     if js_sys::Array::is_array(js) {
-        return js
-            .unchecked_ref::<js_sys::Array>()
-            .iter()
-            .map(|v| value_of(&v))
-            .collect::<Option<_>>()
-            .map(Value::Array);
+        let mut items = Vec::new();
+        for item in js.unchecked_ref::<js_sys::Array>().iter() {
+            items.push(value_of(&item)?);
+        }
+        return Some(Value::Array(items));
     }
     if !js.is_object() {
         return None;
@@ -240,14 +239,12 @@ pub(crate) fn value_of(js: &JsValue) -> Option<Value> {
     } else {
         js_sys::Object::entries(js.unchecked_ref())
     };
-    entries
-        .iter()
-        .map(|entry| {
-            let entry: js_sys::Array = entry.unchecked_into();
-            Some((entry.get(0).as_string()?, value_of(&entry.get(1))?))
-        })
-        .collect::<Option<_>>()
-        .map(Value::Object)
+    let mut members = Vec::new();
+    for entry in entries.iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        members.push((entry.get(0).as_string()?, value_of(&entry.get(1))?));
+    }
+    Some(Value::Object(members))
 }
 
 /// A job from the upstream's JSON (already parsed by the platform).
