@@ -13,7 +13,7 @@ const MAX_QUOTED_CHARS: usize = 300;
 /// An upstream error body. The docs never give its shape; these are the
 /// members seen in the wild, each of any type (a wrong type is ignored, not
 /// an error: the body is only quoted).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UpstreamErrorBody {
     message: Option<Value>,
     error: Option<Value>,
@@ -33,21 +33,21 @@ impl TryFrom<Value> for UpstreamErrorBody {
     type Error = &'static str;
 
     fn try_from(value: Value) -> Result<UpstreamErrorBody, &'static str> {
-        let Value::Object(members) = value else {
+        if !matches!(value, Value::Object(_)) {
             return Err("an error body must be an object");
-        };
-        let mut body = UpstreamErrorBody::default();
-        for (key, value) in members {
-            let value = Some(value).filter(|v| !matches!(v, Value::Null));
-            match key.as_str() {
-                "message" => body.message = value,
-                "error" => body.error = value,
-                "detail" => body.detail = value,
-                "field" => body.field = value,
-                _ => {}
-            }
         }
-        Ok(body)
+        let member = |key: &str| {
+            value
+                .get(key)
+                .filter(|v| !matches!(v, Value::Null))
+                .cloned()
+        };
+        Ok(UpstreamErrorBody {
+            message: member("message"),
+            error: member("error"),
+            detail: member("detail"),
+            field: member("field"),
+        })
     }
 }
 
