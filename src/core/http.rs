@@ -3,7 +3,7 @@
 //! are worth another try.
 
 use super::error::{ErrorCode, SoraError};
-use super::platform::parse_http_date_ms;
+use super::platform::{number_text, parse_http_date_ms};
 use super::value::{shorten, Value};
 use serde::de::{Deserialize, Deserializer, Error as _};
 
@@ -138,7 +138,7 @@ pub fn error_from_status(
     } else {
         "Apiframe answered "
     };
-    let message = [who, &status.to_string(), ": ", &detail].concat();
+    let message = [who, &number_text(f64::from(status)), ": ", &detail].concat();
     let mut error = SoraError::new(code, message);
     error.source = Some(source);
     error.status = Some(status);

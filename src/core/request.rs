@@ -8,6 +8,7 @@
 //! errors name the field as the caller spelled it.
 
 use super::error::SoraError;
+use super::platform::number_text;
 use super::url::parse_http_url;
 use super::value::Value;
 use serde::Serialize;
@@ -272,9 +273,9 @@ fn check_prompt(value: Option<&Value>) -> Result<String, SoraError> {
             "prompt",
             [
                 "prompt must be at most ",
-                &MAX_PROMPT_CHARS.to_string(),
+                &number_text(MAX_PROMPT_CHARS as f64),
                 " characters (got ",
-                &chars.to_string(),
+                &number_text(chars as f64),
                 ")",
             ]
             .concat(),

@@ -8,6 +8,7 @@
 use super::options::Options;
 use crate::core::backoff::{may_retry, retry_delay_ms, RequestKind};
 use crate::core::http::{error_from_status, parse_retry_after, UpstreamErrorBody};
+use crate::core::platform::number_text;
 use crate::core::{ErrorCode, SoraError};
 use gloo_net::http::{Headers, Method, RequestBuilder, Response};
 use js_sys::{Array, Date, Function, Promise, Reflect, JSON};
@@ -203,7 +204,7 @@ impl Exchange {
                 [
                     &self.label,
                     " got no answer within ",
-                    &(self.timeout_ms as u64).to_string(),
+                    &number_text(self.timeout_ms.trunc()),
                     " ms",
                 ]
                 .concat(),

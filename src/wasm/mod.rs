@@ -10,6 +10,7 @@ mod types;
 
 use crate::core::backoff::RequestKind;
 use crate::core::job::UpstreamJob;
+use crate::core::platform::number_text;
 use crate::core::schedule::PollSchedule;
 use crate::core::{ErrorCode, GenerateRequest, Job, JobStatus, SoraError, Value};
 use http::{check_aborted, request, sleep};
@@ -340,7 +341,7 @@ impl Watcher<'_> {
                 "job ",
                 self.job_id,
                 " did not finish within deadlineMs (",
-                &(self.opts.deadline_ms as u64).to_string(),
+                &number_text(self.opts.deadline_ms.trunc()),
                 " ms); it may still complete",
             ]
             .concat(),
