@@ -94,7 +94,6 @@ pub struct SoraError {
     pub field: Option<String>,
     /// How long the upstream asked us to wait.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(target_arch = "wasm32", serde(serialize_with = "as_number"))]
     pub retry_after_ms: Option<u64>,
     /// The job concerned, when one is known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,14 +187,6 @@ impl SoraError {
         self.cause = Some(cause);
         self
     }
-}
-
-/// `retryAfterMs` as a JavaScript number: serde-wasm-bindgen's `u64` path
-/// (its BigInt mode and out-of-range error, which formats) measured 165 B
-/// gzip more, for a value that is never near 2^53.
-#[cfg(target_arch = "wasm32")]
-fn as_number<S: Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(ms.unwrap_or(0) as f64)
 }
 
 #[cfg(test)]
