@@ -38,7 +38,7 @@ mod imp {
     /// `String(n)`. Rust's float formatting (`<f64 as Display>`, flt2dec,
     /// bignum: 8.4 KB raw) would be linked for error messages only; see
     /// `wasm::value_of` for what it measured. Every number in a message goes
-    /// through here, integers too: their `to_string` measured 404 B gzip more.
+    /// through here, integers too: their `to_string` measured 129 B gzip more.
     pub fn number_text(n: f64) -> String {
         js_sys::Number::from(n)
             .to_string_with_radix(10)
