@@ -1,8 +1,8 @@
-//! What the runtime already parses: URLs, HTTP dates and number text (and
-//! how it prints numbers). In
-//! wasm these are the platform's own `URL`, `Date.parse` and `Number()`
-//! (nothing re-implemented, nothing linked); on the host, where the tests
-//! run, the `url` and `httpdate` crates. The rules that use them
+//! What the runtime already parses: URLs, HTTP dates and number text, and
+//! how it prints numbers. In wasm these are the platform's own `URL`,
+//! `Date.parse`, `Number()` and `String(n)` (nothing re-implemented, nothing
+//! linked); on the host, where the tests run, the `url` and `httpdate` crates
+//! and Rust's formatting. The rules that use them
 //! (`core::url`, `core::http`, `core::job`) are written once, over these.
 
 /// The parts of a parsed URL that the rules look at, as WHATWG `URL` gives them.

@@ -71,7 +71,7 @@ impl GenerateRequest {
             return Err(SoraError::invalid("request", "request must be an object"));
         };
         // An optional field left `undefined` is absent, as `JSON.stringify`
-        // would have it; serde-wasm-bindgen hands `undefined` over as null.
+        // would have it; the browser build reads `undefined` as null.
         let members: Vec<(String, Value)> = given
             .iter()
             .filter(|(_, v)| !matches!(v, Value::Null))
