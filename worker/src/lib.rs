@@ -16,7 +16,7 @@ mod upstream;
 
 use futures_util::StreamExt;
 use relay::{Op, RelayCall};
-use respond::respond;
+use respond::{respond, respond_raw};
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES};
 use sora_edge::edge::plan::{plan, Decision, Plan};
@@ -59,28 +59,35 @@ fn read_config(env: &Env) -> Config {
     })
 }
 
+/// The handler takes and returns the platform's `Request` and `Response`
+/// (workers-rs's `FromRequest`/`IntoResponse` allow both): its own `Request`
+/// conversion reads the `cf` object and re-parses the path on every request,
+/// which a status read, the hot path, never uses.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let config = config_of(&env);
-    let raw = req.inner();
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let plan = match plan(&raw.method(), &raw.url(), &headers, &config) {
-        Decision::Respond(reply) => return respond(reply, &[]),
+    let headers: Vec<(String, String)> = worker::Headers(req.headers()).entries().collect();
+    let plan = match plan(&req.method(), &req.url(), &headers, &config) {
+        Decision::Respond(reply) => return respond_raw(reply, &[]),
         Decision::Proceed(plan) => plan,
     };
-    let client = req
-        .headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "unknown".to_string());
-    let reply = match &plan.route {
-        Route::Generate => generate_job(req, &env, &config, &plan, &client).await,
-        Route::Job(id) => return read_job(&req, &env, &config, &plan, id).await,
-        Route::Events(id) => return events(&req, &env, &config, &plan, id, &client).await,
-        Route::Webhook => relay_webhook(req, &env).await,
+    let client = || {
+        headers
+            .iter()
+            .find(|(name, _)| name == "cf-connecting-ip")
+            .map_or_else(|| "unknown".to_string(), |(_, ip)| ip.clone())
     };
-    respond(
+    let reply = match &plan.route {
+        Route::Generate => generate_job(req.into(), &env, &config, &plan, &client()).await,
+        Route::Job(id) => return read_job(&env, &config, &plan, id).await,
+        Route::Events(id) => {
+            return events(&req.into(), &env, &config, &plan, id, &client())
+                .await
+                .map(Into::into)
+        }
+        Route::Webhook => relay_webhook(req.into(), &env).await,
+    };
+    respond_raw(
         reply.unwrap_or_else(|e| {
             worker::console_error!("edge: {:?} failed: {e}", plan.route);
             Reply::error(500, "internal", "the worker failed to handle this request")
@@ -177,17 +184,15 @@ async fn generate_job(
 
 /// A status read: with relay on, through the job's object (which answers a
 /// finished job itself and merges a running one's read); else upstream.
-async fn read_job(
-    req: &Request,
-    env: &Env,
-    config: &Config,
-    plan: &Plan,
-    id: &str,
-) -> Result<Response> {
+async fn read_job(env: &Env, config: &Config, plan: &Plan, id: &str) -> Result<web_sys::Response> {
     if config.relay() {
-        let accept = req.headers().get("accept").ok().flatten();
-        match RelayCall::new(env, id).read(accept.as_deref()).await {
-            Ok(res) => return respond::with_cors(res, &plan.cors),
+        let accept = plan
+            .forward
+            .iter()
+            .find(|(name, _)| name == "accept")
+            .map(|(_, value)| value.as_str());
+        match RelayCall::new(env, id).read(accept).await {
+            Ok(res) => return respond::with_cors(res, &plan.cors).map(Into::into),
             // Relay state unavailable: the upstream still knows the answer.
             Err(e) => worker::console_error!("edge: relay read failed for job {id}: {e}"),
         }
@@ -207,7 +212,7 @@ async fn read_job(
             reply.body = safe;
         }
     }
-    respond(reply, &plan.cors)
+    respond_raw(reply, &plan.cors)
 }
 
 async fn events(
