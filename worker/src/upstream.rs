@@ -11,6 +11,7 @@
 
 use sora_edge::edge::config::Config;
 use sora_edge::edge::reply::Reply;
+use sora_edge::edge::upstream as answers;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Method};
@@ -129,4 +130,38 @@ async fn send(
         headers: worker::Headers(res.headers()).entries().collect(),
         text: text.as_string().unwrap_or_default(),
     })
+}
+
+/// The client's reply for an upstream answer (or the worker's own 502/504).
+pub fn answer_reply(env: &Env, answer: Result<Answer, Reply>) -> Reply {
+    match answer {
+        Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(env)),
+        Err(reply) => reply,
+    }
+}
+
+/// One upstream status read of job `id`, as the client may see it: the key
+/// redacted, and a 200 job whose result URL is not http(s) made FAILED.
+pub async fn job_reply(
+    env: &Env,
+    config: &Config,
+    forward: &[(String, String)],
+    id: &str,
+) -> Reply {
+    let answer = exchange(
+        env,
+        config,
+        Method::Get,
+        &format!("/v2/jobs/{id}"),
+        forward,
+        None,
+    )
+    .await;
+    let mut reply = answer_reply(env, answer);
+    if reply.status == 200 {
+        if let Some(safe) = answers::sanitised_job(&reply.body) {
+            reply.body = safe;
+        }
+    }
+    reply
 }
