@@ -10,6 +10,7 @@
 //! request; one `fetch(url, init)` and one `text()` do the same work.
 
 use sora_edge::edge::config::Config;
+use sora_edge::edge::headers::PASSED_RESPONSE_HEADERS;
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::upstream as answers;
 use wasm_bindgen::{JsCast, JsValue};
@@ -27,7 +28,7 @@ pub const KEY_BINDING: &str = "APIFRAME_API_KEY";
 pub struct Answer {
     /// Its status.
     pub status: u16,
-    /// Its headers, lower-case names.
+    /// Its headers that may reach a client, lower-case names.
     pub headers: Vec<(String, String)>,
     /// Its body.
     pub text: String,
@@ -125,9 +126,14 @@ async fn send(
         .await?
         .dyn_into()?;
     let text = JsFuture::from(res.text()?).await?;
+    // By name: only these may reach a client (and `retry-after` is one).
+    let upstream_headers = res.headers();
     Ok(Answer {
         status: res.status(),
-        headers: worker::Headers(res.headers()).entries().collect(),
+        headers: PASSED_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|&name| Some((name.to_string(), upstream_headers.get(name).ok()??)))
+            .collect(),
         text: text.as_string().unwrap_or_default(),
     })
 }
