@@ -207,7 +207,8 @@ async fn relayed_read(
     id: &str,
 ) -> Result<web_sys::Response> {
     let now = Date::now().as_millis();
-    let relay = RelayCall::new(env, id);
+    // Made only when used: addressing an object hashes its name.
+    let relay = || RelayCall::new(env, id);
     match RECENT.with(|r| r.borrow().before_read(id, now)) {
         Before::Finished(job) => return respond_raw(Reply::json(job), &plan.cors),
         Before::ReadUpstream => {}
@@ -217,7 +218,7 @@ async fn relayed_read(
                 .iter()
                 .find(|(name, _)| name == "accept")
                 .map(|(_, value)| value.as_str());
-            let mut res = relay.read(accept).await?;
+            let mut res = relay().read(accept).await?;
             if res.status_code() != 200 {
                 return respond::with_cors(res, &plan.cors).map(Into::into);
             }
@@ -239,7 +240,7 @@ async fn relayed_read(
     let merged = RECENT.with(|r| r.borrow().after_read(id, &reply.body, now));
     reply.body = match merged {
         Some(job) => job,
-        None => match relay.merge(reply.body.clone()).await {
+        None => match relay().merge(reply.body.clone()).await {
             Ok(job) => {
                 let read = std::mem::replace(&mut reply.body, job.clone());
                 RECENT.with(|r| r.borrow_mut().remember(id, job, Some(read), now));
