@@ -12,6 +12,7 @@
 //! - [`generate`]: validating and rewriting a generate body;
 //! - [`webhook`]: signature verification and webhook parsing;
 //! - [`relay`]: the Durable Object's record, merging, the fallback schedule;
+//! - [`recent`]: an isolate's memory of the objects' answers to status reads;
 //! - [`sse`]: the events-stream frames;
 //! - [`upstream`]: what the client gets back from an upstream answer;
 //! - [`reply`]: the JSON error bodies and the worker's own replies.
@@ -21,6 +22,7 @@ pub mod cors;
 pub mod generate;
 pub mod headers;
 pub mod plan;
+pub mod recent;
 pub mod relay;
 pub mod reply;
 pub mod route;

@@ -4,7 +4,7 @@
 
 use super::config::Config;
 use super::cors::decide;
-use super::headers::{check_declared_length, forward_request, is_json};
+use super::headers::{check_declared_length, forward_request, is_json, FORWARDED_REQUEST_HEADERS};
 use super::reply::Reply;
 use super::route::{route, split_url, Route, Routed};
 
@@ -27,6 +27,17 @@ pub enum Decision {
     /// Go on.
     Proceed(Plan),
 }
+
+/// Every request header [`plan`] reads, lower-case: a worker may read these
+/// by name instead of iterating all of a request's headers.
+pub const PLAN_HEADERS: [&str; 6] = [
+    "origin",
+    "access-control-request-headers",
+    "content-length",
+    "content-type",
+    FORWARDED_REQUEST_HEADERS[0],
+    FORWARDED_REQUEST_HEADERS[1],
+];
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -298,10 +309,18 @@ mod tests {
             ),
         ];
         for (name, method, url, headers, config, expected) in cases {
+            let decision = plan(method, &url, &headers, config);
+            assert_eq!(status(&decision), expected, "{name}");
+            // The same decision from the headers read by name only.
+            let named: Vec<(String, String)> = headers
+                .iter()
+                .filter(|(k, _)| PLAN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
+                .cloned()
+                .collect();
             assert_eq!(
-                status(&plan(method, &url, &headers, config)),
-                expected,
-                "{name}"
+                plan(method, &url, &named, config),
+                decision,
+                "{name}: named"
             );
         }
     }

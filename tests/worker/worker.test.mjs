@@ -241,6 +241,26 @@ test("running job: GET /api/v2/jobs/{id} is forwarded (one upstream read) and me
   assert.equal(unknown.status, 404, "unknown job passes the upstream's 404 through");
 });
 
+test("running job, relay on: every read goes upstream, and a webhook's news shows on the next read at once", T, async () => {
+  const res = await generate(genBody("reads [ms=30000]"));
+  assert.equal(res.status, 202, "generate");
+  const id = res.json.jobId;
+  const reads = async () => (await sim.control.stats()).statusReads[id] ?? 0;
+  const before = await reads();
+  for (let i = 0; i < 4; i++) {
+    const read = await client(`/api/v2/jobs/${id}`);
+    assert.equal(read.status, 200, `read ${i}: status`);
+    assert.ok(["QUEUED", "PROCESSING"].includes(read.json.status), `read ${i}: ${read.json.status}`);
+  }
+  assert.equal((await reads()) - before, 4, "upstream reads");
+  const body = JSON.stringify({ event: "progress", jobId: id, status: "PROCESSING", progress: 95, model: "sora-2" });
+  const hook = await signedWebhook(client, body);
+  assert.equal(hook.json.changed, true, "the webhook changed the job");
+  const read = await client(`/api/v2/jobs/${id}`);
+  assert.equal(read.json.status, "PROCESSING", "status");
+  assert.equal(read.json.progress, 95, "the webhook's progress, not the upstream's older one");
+});
+
 test("events stream: text/event-stream, current state at once, every change, ends after the terminal event", T, async () => {
   const res = await generate(genBody("stream [ms=1500]"));
   const sub = await subscribe(W, res.json.jobId);
@@ -406,7 +426,13 @@ test("upstream redirects are not followed and an echoed key is redacted", T, asy
   });
   const thiefPort = await freePort();
   await new Promise((r) => thief.listen(thiefPort, "127.0.0.1", r));
+  const echoing = randomUUID();
   const evil = createServer((req, res) => {
+    if (req.url === `/v2/jobs/${echoing}`) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ id: echoing, status: "PROCESSING", progress: 5, note: `called with ${req.headers["x-api-key"]}` }));
+      return;
+    }
     if (req.url.startsWith("/v2/jobs/")) {
       res.writeHead(401, { "content-type": "application/json", "set-cookie": "k=1", "x-echo": String(req.headers["x-api-key"]) });
       res.end(JSON.stringify({ message: `Invalid API key ${req.headers["x-api-key"]}` }));
@@ -429,6 +455,13 @@ test("upstream redirects are not followed and an echoed key is redacted", T, asy
     assert.ok(read.text.includes("[redacted]"), `redacted body: ${read.text}`);
     assert.equal(read.headers.get("set-cookie"), null, "no upstream Set-Cookie");
     assert.equal(read.headers.get("x-echo"), null, "no unlisted upstream header");
+    // A 200 job that echoes the key, read three times: through the job's
+    // object first, then by the worker itself with the object's answer in mind.
+    for (let i = 0; i < 3; i++) {
+      const job = await c2(`/api/v2/jobs/${echoing}`);
+      assert.equal(job.status, 200, `read ${i}: status`);
+      assert.ok(job.text.includes("[redacted]") && !job.text.includes(API_KEY), `read ${i}: redacted body: ${job.text}`);
+    }
   } finally {
     await w2.stop();
     evil.close();

@@ -16,14 +16,15 @@ mod upstream;
 
 use futures_util::StreamExt;
 use relay::{Op, RelayCall};
-use respond::respond;
+use respond::{respond, respond_raw};
 use sora_edge::edge::config::{Config, Env as EnvText};
-use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES};
-use sora_edge::edge::plan::{plan, Decision, Plan};
+use sora_edge::edge::headers::{pass_response, too_large, MAX_BODY_BYTES};
+use sora_edge::edge::plan::{plan, Decision, Plan, PLAN_HEADERS};
+use sora_edge::edge::recent::{Before, Recent};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::{generate, upstream as answers, webhook, Route};
-use upstream::{api_key, exchange};
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use upstream::{answer_reply, api_key, exchange, job_reply};
+use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 pub use relay::JobRelay;
 
@@ -39,6 +40,8 @@ fn text(env: &Env, name: &str) -> Option<String> {
 thread_local! {
     /// The settings, decided once per isolate: an isolate runs one deployment's bindings.
     static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+    /// The job objects' recent answers to status reads.
+    static RECENT: std::cell::RefCell<Recent> = std::cell::RefCell::new(Recent::default());
 }
 
 /// The worker's settings from its bindings.
@@ -59,28 +62,42 @@ fn read_config(env: &Env) -> Config {
     })
 }
 
+/// The handler takes and returns the platform's `Request` and `Response`
+/// (workers-rs's `FromRequest`/`IntoResponse` allow both): its own `Request`
+/// conversion reads the `cf` object and re-parses the path on every request,
+/// which a status read, the hot path, never uses.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let config = config_of(&env);
-    let raw = req.inner();
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let plan = match plan(&raw.method(), &raw.url(), &headers, &config) {
-        Decision::Respond(reply) => return respond(reply, &[]),
+    // By name: iterating every header a browser sends costs crossings per
+    // name and value, and `plan` reads only these.
+    let raw_headers = req.headers();
+    let headers: Vec<(String, String)> = PLAN_HEADERS
+        .iter()
+        .filter_map(|&name| Some((name.to_string(), raw_headers.get(name).ok()??)))
+        .collect();
+    let plan = match plan(&req.method(), &req.url(), &headers, &config) {
+        Decision::Respond(reply) => return respond_raw(reply, &[]),
         Decision::Proceed(plan) => plan,
     };
-    let client = req
-        .headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "unknown".to_string());
-    let reply = match &plan.route {
-        Route::Generate => generate_job(req, &env, &config, &plan, &client).await,
-        Route::Job(id) => return read_job(&req, &env, &config, &plan, id).await,
-        Route::Events(id) => return events(&req, &env, &config, &plan, id, &client).await,
-        Route::Webhook => relay_webhook(req, &env).await,
+    let client = || {
+        raw_headers
+            .get("cf-connecting-ip")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".to_string())
     };
-    respond(
+    let reply = match &plan.route {
+        Route::Generate => generate_job(req.into(), &env, &config, &plan, &client()).await,
+        Route::Job(id) => return read_job(&env, &config, &plan, id).await,
+        Route::Events(id) => {
+            return events(&req.into(), &env, &config, &plan, id, &client())
+                .await
+                .map(Into::into)
+        }
+        Route::Webhook => relay_webhook(req.into(), &env).await,
+    };
+    respond_raw(
         reply.unwrap_or_else(|e| {
             worker::console_error!("edge: {:?} failed: {e}", plan.route);
             Reply::error(500, "internal", "the worker failed to handle this request")
@@ -128,14 +145,6 @@ async fn read_body(mut req: Request) -> Result<std::result::Result<Vec<u8>, Repl
     Ok(Ok(body))
 }
 
-/// The client's reply for an upstream answer (or the worker's own 502/504).
-fn answer_reply(env: &Env, answer: std::result::Result<upstream::Answer, Reply>) -> Reply {
-    match answer {
-        Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(env)),
-        Err(reply) => reply,
-    }
-}
-
 async fn generate_job(
     req: Request,
     env: &Env,
@@ -175,39 +184,76 @@ async fn generate_job(
     Ok(reply)
 }
 
-/// A status read: with relay on, through the job's object (which answers a
-/// finished job itself and merges a running one's read); else upstream.
-async fn read_job(
-    req: &Request,
-    env: &Env,
-    config: &Config,
-    plan: &Plan,
-    id: &str,
-) -> Result<Response> {
+/// A status read: with the relay on, as the job's object answers it
+/// (it answers a finished job itself and merges a running one's read); else
+/// the upstream's answer.
+async fn read_job(env: &Env, config: &Config, plan: &Plan, id: &str) -> Result<web_sys::Response> {
     if config.relay() {
-        let accept = req.headers().get("accept").ok().flatten();
-        match RelayCall::new(env, id).read(accept.as_deref()).await {
-            Ok(res) => return respond::with_cors(res, &plan.cors),
+        match relayed_read(env, config, plan, id).await {
+            Ok(res) => return Ok(res),
             // Relay state unavailable: the upstream still knows the answer.
             Err(e) => worker::console_error!("edge: relay read failed for job {id}: {e}"),
         }
     }
-    let answer = exchange(
-        env,
-        config,
-        Method::Get,
-        &format!("/v2/jobs/{id}"),
-        &plan.forward,
-        None,
-    )
-    .await;
-    let mut reply = answer_reply(env, answer);
-    if reply.status == 200 {
-        if let Some(safe) = answers::sanitised_job(&reply.body) {
-            reply.body = safe;
+    respond_raw(job_reply(env, config, &plan.forward, id).await, &plan.cors)
+}
+
+/// A status read with the relay on, crossing to the job's object only when
+/// this isolate cannot tell its answer (`sora_edge::edge::recent`).
+async fn relayed_read(
+    env: &Env,
+    config: &Config,
+    plan: &Plan,
+    id: &str,
+) -> Result<web_sys::Response> {
+    let now = Date::now().as_millis();
+    // Made only when used: addressing an object hashes its name.
+    let relay = || RelayCall::new(env, id);
+    match RECENT.with(|r| r.borrow().before_read(id, now)) {
+        Before::Finished(job) => return respond_raw(Reply::json(job), &plan.cors),
+        Before::ReadUpstream => {}
+        Before::AskObject => {
+            let accept = plan
+                .forward
+                .iter()
+                .find(|(name, _)| name == "accept")
+                .map(|(_, value)| value.as_str());
+            let mut res = relay().read(accept).await?;
+            if res.status_code() != 200 {
+                return respond::with_cors(res, &plan.cors).map(Into::into);
+            }
+            let headers: Vec<(String, String)> = res.headers().entries().collect();
+            let job = res.text().await?;
+            RECENT.with(|r| r.borrow_mut().remember(id, job.clone(), None, now));
+            let reply = Reply {
+                status: 200,
+                headers: pass_response(&headers),
+                body: job,
+            };
+            return respond_raw(reply, &plan.cors);
         }
     }
-    respond(reply, &plan.cors)
+    let mut reply = job_reply(env, config, &plan.forward, id).await;
+    if reply.status != 200 {
+        return respond_raw(reply, &plan.cors);
+    }
+    let merged = RECENT.with(|r| r.borrow().after_read(id, &reply.body, now));
+    reply.body = match merged {
+        Some(job) => job,
+        None => match relay().merge(reply.body.clone()).await {
+            Ok(job) => {
+                let read = std::mem::replace(&mut reply.body, job.clone());
+                RECENT.with(|r| r.borrow_mut().remember(id, job, Some(read), now));
+                reply.body
+            }
+            // The read stands on its own; the object learns on its next read.
+            Err(e) => {
+                worker::console_error!("edge: relay merge failed for job {id}: {e}");
+                reply.body
+            }
+        },
+    };
+    respond_raw(reply, &plan.cors)
 }
 
 async fn events(
@@ -219,6 +265,8 @@ async fn events(
     client: &str,
 ) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
+    // Opening may teach the object a job it did not know.
+    RECENT.with(|r| r.borrow_mut().forget(id));
     let relay = RelayCall::new(env, id);
     let mut res = relay.events(last_event_id.as_deref(), false).await?;
     if res.status_code() == relay::NEEDS_READ {
@@ -253,6 +301,7 @@ async fn relay_webhook(req: Request, env: &Env) -> Result<Reply> {
         Err(reply) => return Ok(reply),
     };
     let changed = RelayCall::new(env, &id).webhook(job).await?;
+    RECENT.with(|r| r.borrow_mut().forget(&id));
     Ok(Reply::json(format!(
         "{{\"received\":true,\"changed\":{changed}}}"
     )))

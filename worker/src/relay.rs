@@ -6,7 +6,7 @@
 //! ([`Op`]), with the job id in `x-job-id`.
 
 use crate::respond::respond;
-use crate::upstream::{api_key, exchange, Answer};
+use crate::upstream::{api_key, exchange, job_reply, Answer};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,9 @@ pub enum Op {
     Read,
     /// Open an events stream.
     Events,
+    /// A status read the worker made (body: the job as the client may see
+    /// it), merged as [`Op::Read`] merges its own.
+    Merge,
 }
 
 impl Op {
@@ -53,6 +56,7 @@ impl Op {
             Op::Webhook => "/webhook",
             Op::Read => "/read",
             Op::Events => "/events",
+            Op::Merge => "/merge",
         }
     }
 }
@@ -127,6 +131,18 @@ impl RelayCall {
     pub async fn read(&self, accept: Option<&str>) -> Result<Response> {
         let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
         self.call(Op::Read, None, &headers).await
+    }
+
+    /// Hands a status read the worker made to the object; the job as the object answers it.
+    pub async fn merge(&self, job: String) -> Result<String> {
+        let mut res = self.call(Op::Merge, Some(job), &[]).await?;
+        if res.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "relay answered {}",
+                res.status_code()
+            )));
+        }
+        res.text().await
     }
 
     /// Hands a verified webhook's job to the object; whether it changed the job.
@@ -303,46 +319,48 @@ impl JobRelay {
         Ok(ResponseBuilder::new().with_status(204).empty())
     }
 
+    /// The record's answer when the job is over.
+    fn finished(&self) -> Result<Option<Response>> {
+        let record = self.live.record.borrow();
+        record
+            .as_ref()
+            .filter(|r| r.terminal)
+            .and_then(Record::job_json)
+            .map(|job| respond(Reply::json(job), &[]))
+            .transpose()
+    }
+
     /// A status read: the record answers a finished job; a running one is
-    /// read upstream and, when the object knows the job, merged (the client
-    /// gets the fresher of the two, subscribers hear of a change).
+    /// read upstream and merged ([`JobRelay::merge_read`]).
     async fn read(&self, req: Request) -> Result<Response> {
-        let finished = {
-            let record = self.live.record.borrow();
-            record
-                .as_ref()
-                .filter(|r| r.terminal)
-                .and_then(Record::job_json)
-        };
-        if let Some(job) = finished {
-            return respond(Reply::json(job), &[]);
+        if let Some(finished) = self.finished()? {
+            return Ok(finished);
         }
-        let id = self.job_id();
         let forward: Vec<(String, String)> = req
             .headers()
             .get("accept")?
             .map(|a| ("accept".to_string(), a))
             .into_iter()
             .collect();
-        let answer = exchange(
-            &self.env,
-            &self.config(),
-            Method::Get,
-            &format!("/v2/jobs/{id}"),
-            &forward,
-            None,
-        )
-        .await;
-        let mut reply = match answer {
-            Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(&self.env)),
-            Err(reply) => reply,
-        };
+        let reply = job_reply(&self.env, &self.config(), &forward, &self.job_id()).await;
         if reply.status != 200 {
             return respond(reply, &[]);
         }
-        if let Some(safe) = answers::sanitised_job(&reply.body) {
-            reply.body = safe;
+        self.merge_read(reply).await
+    }
+
+    /// A status read the worker made, merged as [`JobRelay::read`] merges its own.
+    async fn merge(&self, mut req: Request) -> Result<Response> {
+        if let Some(finished) = self.finished()? {
+            return Ok(finished);
         }
+        let job = req.text().await?;
+        self.merge_read(Reply::json(job)).await
+    }
+
+    /// A running job's 200 read: when the object knows the job, merged (the
+    /// client gets the fresher of the two, subscribers hear of a change).
+    async fn merge_read(&self, mut reply: Reply) -> Result<Response> {
         let known = self
             .live
             .record
@@ -542,6 +560,7 @@ impl DurableObject for JobRelay {
             "/webhook" => self.webhook(req).await,
             "/read" => self.read(req).await,
             "/events" => self.events(req).await,
+            "/merge" => self.merge(req).await,
             _ => Response::error("no such relay operation", 404),
         }
     }

@@ -1,10 +1,21 @@
 //! One exchange with the upstream: at the configured host only, with the
 //! key added here and nowhere else, never following a redirect (so the key
 //! never goes to a second host), with a timeout.
+//!
+//! Built on `web_sys` under workers-rs: `worker::Fetch` makes a `Request`
+//! and a second init to carry the signal, `Response::text` reads the body
+//! through a stream reader (one promise per chunk plus the lock calls), and
+//! the `Response` conversion reads `cf` and `websocket`. Measured in workerd
+//! (bench/proxy.mjs), those crossings were most of the worker's own CPU per
+//! request; one `fetch(url, init)` and one `text()` do the same work.
 
 use sora_edge::edge::config::Config;
+use sora_edge::edge::headers::PASSED_RESPONSE_HEADERS;
 use sora_edge::edge::reply::Reply;
-use worker::{AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use sora_edge::edge::upstream as answers;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{Env, Method};
 
 /// Per upstream request.
 const TIMEOUT_MS: u32 = 30_000;
@@ -17,7 +28,7 @@ pub const KEY_BINDING: &str = "APIFRAME_API_KEY";
 pub struct Answer {
     /// Its status.
     pub status: u16,
-    /// Its headers, lower-case names.
+    /// Its headers that may reach a client, lower-case names.
     pub headers: Vec<(String, String)>,
     /// Its body.
     pub text: String,
@@ -33,11 +44,21 @@ impl Answer {
     }
 }
 
+thread_local! {
+    /// The key, read once per isolate (a binding does not change within one).
+    static KEY: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+}
+
 /// The API key; empty when unset (the configuration check refuses to run then).
 pub fn api_key(env: &Env) -> String {
-    env.var(KEY_BINDING)
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+    KEY.with(|key| {
+        key.get_or_init(|| {
+            env.var(KEY_BINDING)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
+        .clone()
+    })
 }
 
 /// Sends `method path` upstream with the allowlisted `forward` headers and the key.
@@ -53,48 +74,100 @@ pub async fn exchange(
     forward: &[(String, String)],
     body: Option<String>,
 ) -> Result<Answer, Reply> {
-    let unreachable = || Reply::error(502, "upstream", "the upstream could not be reached");
-    let headers = Headers::new();
+    // The platform's own timeout signal: no timer of ours per request.
+    let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
+    send(env, config, method, path, forward, body, &signal)
+        .await
+        .map_err(|_| {
+            // Only the timeout aborts this signal.
+            if signal.aborted() {
+                Reply::error(
+                    504,
+                    "timeout",
+                    &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
+                )
+            } else {
+                Reply::error(502, "upstream", "the upstream could not be reached")
+            }
+        })
+}
+
+async fn send(
+    env: &Env,
+    config: &Config,
+    method: Method,
+    path: &str,
+    forward: &[(String, String)],
+    body: Option<String>,
+    signal: &web_sys::AbortSignal,
+) -> Result<Answer, JsValue> {
+    let headers = web_sys::Headers::new()?;
     for (name, value) in forward {
-        headers.set(name, value).map_err(|_| unreachable())?;
+        headers.set(name, value)?;
     }
-    if !headers.has("accept").unwrap_or(false) {
-        let _ = headers.set("accept", "application/json");
+    if !forward.iter().any(|(name, _)| name == "accept") {
+        headers.set("accept", "application/json")?;
     }
     if body.is_some() {
-        let _ = headers.set("content-type", "application/json");
+        headers.set("content-type", "application/json")?;
     }
-    headers
-        .set("x-api-key", &api_key(env))
-        .map_err(|_| unreachable())?;
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(body.map(Into::into));
-    let request = Request::new_with_init(&format!("{}{path}", config.base_url), &init)
-        .map_err(|_| unreachable())?;
-    // The platform's own timeout signal: no timer of ours per request.
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS));
-    let send = async {
-        let mut res = Fetch::Request(request).send_with_signal(&signal).await?;
-        let text = res.text().await?;
-        Ok::<_, worker::Error>(Answer {
-            status: res.status_code(),
-            headers: res.headers().entries().collect(),
-            text,
-        })
-    };
-    send.await.map_err(|_| {
-        // Only the timeout aborts this signal.
-        if signal.aborted() {
-            Reply::error(
-                504,
-                "timeout",
-                &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
-            )
-        } else {
-            unreachable()
-        }
+    headers.set("x-api-key", &api_key(env))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    init.set_signal(Some(signal));
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(&body));
+    }
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let url = format!("{}{path}", config.base_url);
+    let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(&url, &init))
+        .await?
+        .dyn_into()?;
+    let text = JsFuture::from(res.text()?).await?;
+    // By name: only these may reach a client (and `retry-after` is one).
+    let upstream_headers = res.headers();
+    Ok(Answer {
+        status: res.status(),
+        headers: PASSED_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|&name| Some((name.to_string(), upstream_headers.get(name).ok()??)))
+            .collect(),
+        text: text.as_string().unwrap_or_default(),
     })
+}
+
+/// The client's reply for an upstream answer (or the worker's own 502/504).
+pub fn answer_reply(env: &Env, answer: Result<Answer, Reply>) -> Reply {
+    match answer {
+        Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(env)),
+        Err(reply) => reply,
+    }
+}
+
+/// One upstream status read of job `id`, as the client may see it: the key
+/// redacted, and a 200 job whose result URL is not http(s) made FAILED.
+pub async fn job_reply(
+    env: &Env,
+    config: &Config,
+    forward: &[(String, String)],
+    id: &str,
+) -> Reply {
+    let answer = exchange(
+        env,
+        config,
+        Method::Get,
+        &format!("/v2/jobs/{id}"),
+        forward,
+        None,
+    )
+    .await;
+    let mut reply = answer_reply(env, answer);
+    if reply.status == 200 {
+        if let Some(safe) = answers::sanitised_job(&reply.body) {
+            reply.body = safe;
+        }
+    }
+    reply
 }
