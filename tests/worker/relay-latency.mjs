@@ -95,6 +95,7 @@ function openStream(base, jobId) {
         res.on("data", (chunk) => {
           if (pending.push([performance.now(), chunk]) === 1) setImmediate(drain);
         });
+        res.on("error", () => {}); // a reset ends the stream like a close; "close" reports it
         res.on("close", () => {
           clearTimeout(timer);
           drain();
