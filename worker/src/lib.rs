@@ -23,7 +23,7 @@ use sora_edge::edge::plan::{plan, Decision, Plan, PLAN_HEADERS};
 use sora_edge::edge::recent::{Before, Recent};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::{generate, upstream as answers, webhook, Route};
-use upstream::{answer_reply, api_key, exchange, job_reply};
+use upstream::{answer_reply, api_key, exchange, job_reply, named_headers};
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 pub use relay::JobRelay;
@@ -72,10 +72,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     // By name: iterating every header a browser sends costs crossings per
     // name and value, and `plan` reads only these.
     let raw_headers = req.headers();
-    let headers: Vec<(String, String)> = PLAN_HEADERS
-        .iter()
-        .filter_map(|&name| Some((name.to_string(), raw_headers.get(name).ok()??)))
-        .collect();
+    let headers = named_headers(&raw_headers, &PLAN_HEADERS);
     let plan = match plan(&req.method(), &req.url(), &headers, &config) {
         Decision::Respond(reply) => return respond_raw(reply, &[]),
         Decision::Proceed(plan) => plan,
