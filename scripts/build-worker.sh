@@ -14,8 +14,11 @@ cargo build --quiet --release --target wasm32-unknown-unknown -p sora-edge-worke
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name sora_edge_worker \
   "$target_dir/wasm32-unknown-unknown/release/sora_edge_worker.wasm"
+# SORA_EDGE_KEEP_NAMES=1 keeps function names, for bench/profile.mjs.
+strip=(--strip-debug --strip-producers)
+[ -n "${SORA_EDGE_KEEP_NAMES:-}" ] && strip=(-g)
 wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
-  --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers \
+  --enable-multivalue --enable-mutable-globals "${strip[@]}" \
   -o "$out.tmp/sora_edge_worker_bg.wasm" "$out.tmp/sora_edge_worker_bg.wasm"
 # The entry workerd loads: instantiate the wasm once per isolate, then hand
 # the fetch handler and the Durable Object class (both Rust, exported by

@@ -18,8 +18,8 @@ use futures_util::StreamExt;
 use relay::{Op, RelayCall};
 use respond::{respond, respond_raw};
 use sora_edge::edge::config::{Config, Env as EnvText};
-use sora_edge::edge::headers::{pass_response, too_large, MAX_BODY_BYTES};
-use sora_edge::edge::plan::{plan, Decision, Plan, PLAN_HEADERS};
+use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES, PASSED_RESPONSE_HEADERS};
+use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
 use sora_edge::edge::recent::{Before, Recent};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::{generate, upstream as answers, webhook, Route};
@@ -72,8 +72,9 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     // By name: iterating every header a browser sends costs crossings per
     // name and value, and `plan` reads only these.
     let raw_headers = req.headers();
-    let headers = named_headers(&raw_headers, &PLAN_HEADERS);
-    let plan = match plan(&req.method(), &req.url(), &headers, &config) {
+    let method = req.method();
+    let headers = named_headers(&raw_headers, plan_headers(&method));
+    let plan = match plan(&method, &req.url(), &headers, &config) {
         Decision::Respond(reply) => return respond_raw(reply, &[]),
         Decision::Proceed(plan) => plan,
     };
@@ -219,12 +220,12 @@ async fn relayed_read(
             if res.status_code() != 200 {
                 return respond::with_cors(res, &plan.cors).map(Into::into);
             }
-            let headers: Vec<(String, String)> = res.headers().entries().collect();
+            let headers = named_headers(&res.headers().0, &PASSED_RESPONSE_HEADERS);
             let job = res.text().await?;
             RECENT.with(|r| r.borrow_mut().remember(id, job.clone(), None, now));
             let reply = Reply {
                 status: 200,
-                headers: pass_response(&headers),
+                headers,
                 body: job,
             };
             return respond_raw(reply, &plan.cors);

@@ -1,0 +1,169 @@
+// Where the worker's CPU goes on the proxy hot path (issue 9). workerd's CPU per
+// `GET /api/v2/jobs/{id}` (a running job, 32 concurrent), from /proc, for the
+// plain pass-through (bench/plain-worker.js) and for one or more builds of our
+// worker, in alternating rounds in this one process. Each workerd is pinned to
+// the last CPU and this process and the simulator to the others: unpinned, the
+// load generator's and the simulator's share of the two cores moves a round's
+// figure by ±15 %; pinned, the rounds agree to a few percent.
+//
+// `--profile` then samples the first build with V8's profiler (Miniflare's
+// inspector) and prints its functions by self time. The profiler itself slows
+// the worker down about twofold, so read its shares, not its microseconds.
+// Rust function names need a build that keeps them:
+// SORA_EDGE_KEEP_NAMES=1 bash scripts/build-worker.sh.
+//
+//   node bench/cpu.mjs [--relay] [--profile] [--top N] [worker/build worker/build-b ...]
+//   (BENCH_CPU_TOTAL=3000 requests per round, BENCH_CPU_ROUNDS=9)
+//
+// A build to compare is a copy of worker/build under worker/ (git-ignored
+// worker/build*): cp -r worker/build worker/build-before.
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import WebSocket from "ws";
+import { startSim, freePort, within, workerOptions, API_KEY, ROOT } from "../tests/worker/harness.mjs";
+import { plainWorkerOptions, load, median } from "./lib.mjs";
+
+const TOTAL = Number(process.env.BENCH_CPU_TOTAL ?? 3000);
+const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9);
+const CONCURRENCY = 32;
+const args = process.argv.slice(2);
+const RELAY = args.includes("--relay");
+const PROFILE = args.includes("--profile");
+const TOP = Number(args[args.indexOf("--top") + 1]) || 30;
+const builds = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--top");
+if (builds.length === 0) builds.push("worker/build");
+const CPUS = availableParallelism();
+const pin = (pid, cpus) => CPUS > 1 && execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+
+/** The workerd processes that are children of this process. */
+const workerdPids = () =>
+  readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+        return stat.includes("(workerd)") && stat.split(") ")[1].split(" ")[1] === String(process.pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+/** A process's user + system CPU seconds (USER_HZ is 100 on Linux). */
+const cpuSeconds = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+/** Starts `options` in workerd, pinned to the last CPU. */
+async function start(name, options) {
+  const before = new Set(workerdPids());
+  const mf = new Miniflare(options);
+  const ready = await within(30000, mf.ready, `miniflare start (${name})`);
+  const pid = workerdPids().find((p) => !before.has(p));
+  pin(pid, String(CPUS - 1));
+  return { name, url: ready.href.replace(/\/$/, ""), pid, cpu: [], stop: () => mf.dispose() };
+}
+
+/** A Chrome DevTools Protocol session on the inspector's user worker. */
+async function inspect(port) {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const target = targets.find((t) => t.title?.includes("core:user")) ?? targets[0];
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((ok, fail) => (ws.once("open", ok), ws.once("error", fail)));
+  let next = 1;
+  const waiting = new Map();
+  ws.on("message", (m) => {
+    const msg = JSON.parse(m);
+    waiting.get(msg.id)?.(msg);
+    waiting.delete(msg.id);
+  });
+  const send = (method, params = {}) =>
+    new Promise((ok) => {
+      waiting.set(next, ok);
+      ws.send(JSON.stringify({ id: next++, method, params }));
+    });
+  return { send, close: () => ws.close() };
+}
+
+/** A profile's functions by self time per request. */
+function report({ nodes, samples, timeDeltas }, requests) {
+  const byId = new Map(nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map();
+  samples.forEach((id, i) => {
+    const f = byId.get(id);
+    const key = `${f.functionName || `(anonymous):${f.lineNumber + 1}`} ${f.url.split("/").pop()}`.trim();
+    self.set(key, (self.get(key) ?? 0) + (timeDeltas[i] ?? 0));
+  });
+  self.delete("(idle)");
+  const busy = [...self.values()].reduce((a, b) => a + b, 0);
+  console.log(`\nprofile of ${builds[0]}: ${(busy / requests).toFixed(0)} µs sampled per request`);
+  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+    console.log(`${((100 * v) / busy).toFixed(1).padStart(5)} %  ${k}`);
+  }
+}
+
+pin(process.pid, CPUS > 2 ? `0-${CPUS - 2}` : "0");
+const sim = await startSim(["--job-ms", "600000"]);
+const targets = [];
+try {
+  const job = await fetch(`${sim.url}/v2/videos/generate`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": API_KEY },
+    body: JSON.stringify({ prompt: "cpu bench", model: "sora-2" }),
+  }).then((r) => r.json());
+  const plain = await start("plain", plainWorkerOptions(await freePort(), sim.url));
+  plain.path = `/api/v2/jobs/${job.jobId}`;
+  targets.push(plain);
+  const inspectorPort = await freePort();
+  for (const [i, dir] of builds.entries()) {
+    const port = await freePort();
+    const bindings = { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: sim.url, RELAY_FALLBACK_MS: "600000" };
+    if (RELAY) bindings.PUBLIC_URL = `http://127.0.0.1:${port}`;
+    const options = { ...workerOptions(port, bindings), scriptPath: resolve(ROOT, dir, "index.js") };
+    const t = await start(dir, PROFILE && i === 0 ? { ...options, inspectorPort } : options);
+    t.path = plain.path;
+    if (RELAY) {
+      // A job generated through the worker: its object knows it, as in bench/proxy.mjs.
+      const res = await fetch(`${t.url}/api/v2/videos/generate`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "cpu bench (relay)", model: "sora-2" }),
+      }).then((r) => r.json());
+      t.path = `/api/v2/jobs/${res.jobId}`;
+    }
+    targets.push(t);
+  }
+  for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY }); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of r % 2 ? [...targets].reverse() : targets) {
+      const c0 = cpuSeconds(t.pid);
+      const res = await load(t.url, t.path, { total: TOTAL, concurrency: CONCURRENCY });
+      if (res.errors) throw new Error(`${t.name}: ${res.errors} errors`);
+      t.cpu.push(((cpuSeconds(t.pid) - c0) / TOTAL) * 1e6);
+    }
+  }
+  console.log(`workerd CPU per status read, ${ROUNDS} rounds of ${TOTAL}, ${CONCURRENCY} concurrent${RELAY ? ", relay on" : ""}:`);
+  for (const t of targets) {
+    const over = t.cpu.map((c, i) => c - plain.cpu[i]);
+    const mean = over.reduce((a, b) => a + b, 0) / over.length;
+    const se = Math.sqrt(over.reduce((a, b) => a + (b - mean) ** 2, 0) / over.length / over.length);
+    const extra = t === plain ? "" : `, over plain: ${mean.toFixed(0)} ± ${se.toFixed(0)} µs (mean ± s.e.)`;
+    console.log(`  ${t.name.padEnd(22)} median ${median(t.cpu).toFixed(0)} µs${extra}`);
+  }
+  if (PROFILE) {
+    const session = await inspect(inspectorPort);
+    await session.send("Profiler.enable");
+    await session.send("Profiler.setSamplingInterval", { interval: 50 });
+    await session.send("Profiler.start");
+    await load(targets[1].url, targets[1].path, { total: TOTAL, concurrency: CONCURRENCY });
+    const { result } = await session.send("Profiler.stop");
+    session.close();
+    report(result.profile, TOTAL);
+  }
+} finally {
+  for (const t of targets) await t.stop().catch(() => {});
+  await sim.stop();
+}
