@@ -20,7 +20,7 @@ use respond::{respond, respond_raw};
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES, PASSED_RESPONSE_HEADERS};
 use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
-use sora_edge::edge::recent::{Before, Recent};
+use sora_edge::edge::recent::{After, Before, Recent};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::{generate, upstream as answers, webhook, Route};
 use upstream::{answer_reply, api_key, exchange, job_reply, named_headers};
@@ -207,7 +207,7 @@ async fn relayed_read(
     let now = Date::now().as_millis();
     // Made only when used: addressing an object hashes its name.
     let relay = || RelayCall::new(env, id);
-    match RECENT.with(|r| r.borrow().before_read(id, now)) {
+    match RECENT.with(|r| r.borrow_mut().before_read(id, now)) {
         Before::Finished(job) => return respond_raw(Reply::json(job), &plan.cors),
         Before::ReadUpstream => {}
         Before::AskObject => {
@@ -216,41 +216,51 @@ async fn relayed_read(
                 .iter()
                 .find(|(name, _)| name == "accept")
                 .map(|(_, value)| value.as_str());
-            let mut res = relay().read(accept).await?;
-            if res.status_code() != 200 {
-                return respond::with_cors(res, &plan.cors).map(Into::into);
+            let asked: Result<std::result::Result<Reply, Response>> = async {
+                let mut res = relay().read(accept).await?;
+                if res.status_code() != 200 {
+                    return Ok(Err(res));
+                }
+                let headers = named_headers(&res.headers().0, &PASSED_RESPONSE_HEADERS);
+                Ok(Ok(Reply {
+                    status: 200,
+                    headers,
+                    body: res.text().await?,
+                }))
             }
-            let headers = named_headers(&res.headers().0, &PASSED_RESPONSE_HEADERS);
-            let job = res.text().await?;
-            RECENT.with(|r| r.borrow_mut().remember(id, job.clone(), None, now));
-            let reply = Reply {
-                status: 200,
-                headers,
-                body: job,
+            .await;
+            if !matches!(asked, Ok(Ok(_))) {
+                RECENT.with(|r| r.borrow_mut().settled(id));
+            }
+            return match asked? {
+                Ok(reply) => {
+                    RECENT.with(|r| r.borrow_mut().remember(id, reply.body.clone(), None, now));
+                    respond_raw(reply, &plan.cors)
+                }
+                // The object's own answer (a 404 for a job it cannot find), as it is.
+                Err(res) => respond::with_cors(res, &plan.cors).map(Into::into),
             };
-            return respond_raw(reply, &plan.cors);
         }
     }
     let mut reply = job_reply(env, config, &plan.forward, id).await;
     if reply.status != 200 {
         return respond_raw(reply, &plan.cors);
     }
-    let merged = RECENT.with(|r| r.borrow().after_read(id, &reply.body, now));
-    reply.body = match merged {
-        Some(job) => job,
-        None => match relay().merge(reply.body.clone()).await {
+    match RECENT.with(|r| r.borrow_mut().after_read(id, &reply.body, now)) {
+        After::Answer(job) => reply.body = job,
+        After::AsRead => {}
+        After::Merge => match relay().merge(reply.body.clone()).await {
             Ok(job) => {
                 let read = std::mem::replace(&mut reply.body, job.clone());
                 RECENT.with(|r| r.borrow_mut().remember(id, job, Some(read), now));
-                reply.body
             }
             // The read stands on its own; the object learns on its next read.
             Err(e) => {
                 worker::console_error!("edge: relay merge failed for job {id}: {e}");
-                reply.body
+                RECENT.with(|r| r.borrow_mut().settled(id));
             }
         },
-    };
+    }
     respond_raw(reply, &plan.cors)
 }
 
