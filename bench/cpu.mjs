@@ -24,7 +24,7 @@ import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import WebSocket from "ws";
 import { startSim, freePort, within, workerOptions, API_KEY, ROOT } from "../tests/worker/harness.mjs";
-import { plainWorkerOptions, load, median } from "./lib.mjs";
+import { plainWorkerOptions, load, median, generateJob } from "./lib.mjs";
 
 const TOTAL = Number(process.env.BENCH_CPU_TOTAL ?? 3000);
 const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9);
@@ -109,11 +109,7 @@ pin(process.pid, CPUS > 2 ? `0-${CPUS - 2}` : "0");
 const sim = await startSim(["--job-ms", "600000"]);
 const targets = [];
 try {
-  const job = await fetch(`${sim.url}/v2/videos/generate`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": API_KEY },
-    body: JSON.stringify({ prompt: "cpu bench", model: "sora-2" }),
-  }).then((r) => r.json());
+  const job = await generateJob(`${sim.url}/v2/videos/generate`, "cpu bench", { "x-api-key": API_KEY });
   const plain = await start("plain", plainWorkerOptions(await freePort(), sim.url));
   plain.path = `/api/v2/jobs/${job.jobId}`;
   targets.push(plain);
@@ -127,11 +123,7 @@ try {
     t.path = plain.path;
     if (RELAY) {
       // A job generated through the worker: its object knows it, as in bench/proxy.mjs.
-      const res = await fetch(`${t.url}/api/v2/videos/generate`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ prompt: "cpu bench (relay)", model: "sora-2" }),
-      }).then((r) => r.json());
+      const res = await generateJob(`${t.url}/api/v2/videos/generate`, "cpu bench (relay)");
       t.path = `/api/v2/jobs/${res.jobId}`;
     }
     targets.push(t);

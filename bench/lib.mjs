@@ -15,6 +15,17 @@ export const ms = (v) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 /** One markdown row of the bench table: `| part | measure | result | goal |`. */
 export const row = (part, measure, result, goal = "") => `| ${part} | ${measure} | ${result} | ${goal} |`;
 
+/**
+ * A job generated at `url` (the simulator's `/v2/...` with the key, or a
+ * worker's `/api/v2/...` without one): the upstream's answer, with `jobId`.
+ */
+export const generateJob = (url, prompt, headers = {}) =>
+  fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ prompt, model: "sora-2" }),
+  }).then((r) => r.json());
+
 /** Miniflare options that run the plain pass-through worker (bench/plain-worker.js). */
 export function plainWorkerOptions(port, simUrl) {
   return {

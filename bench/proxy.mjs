@@ -16,7 +16,7 @@
 //
 //   node bench/proxy.mjs [--rows]   (BENCH_PROXY_TOTAL=2000 BENCH_PROXY_CONCURRENCY=32 BENCH_PROXY_ROUNDS=6)
 import { startSim, startWorker, API_KEY } from "../tests/worker/harness.mjs";
-import { startPlainWorker, load, pct, ms, row } from "./lib.mjs";
+import { startPlainWorker, load, pct, ms, row, generateJob } from "./lib.mjs";
 
 const TOTAL = Number(process.env.BENCH_PROXY_TOTAL ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_PROXY_CONCURRENCY ?? 32);
@@ -28,19 +28,11 @@ const sim = await startSim(["--job-ms", "600000"]);
 const targets = [];
 let code = 1;
 try {
-  const direct = await fetch(`${sim.url}/v2/videos/generate`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": API_KEY },
-    body: JSON.stringify({ prompt: "proxy bench", model: "sora-2" }),
-  }).then((r) => r.json());
+  const direct = await generateJob(`${sim.url}/v2/videos/generate`, "proxy bench", { "x-api-key": API_KEY });
   const plain = await startPlainWorker(sim.url);
   const ours = await startWorker({ simUrl: sim.url, vars: { PUBLIC_URL: undefined }, rateLimit: null });
   const relay = await startWorker({ simUrl: sim.url, vars: { RELAY_FALLBACK_MS: "600000" }, rateLimit: null });
-  const viaRelay = await fetch(`${relay.url}/api/v2/videos/generate`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ prompt: "proxy bench (relay)", model: "sora-2" }),
-  }).then((r) => r.json());
+  const viaRelay = await generateJob(`${relay.url}/api/v2/videos/generate`, "proxy bench (relay)");
   targets.push(
     { name: "plain", w: plain, path: `/api/v2/jobs/${direct.jobId}` },
     { name: "ours", w: ours, path: `/api/v2/jobs/${direct.jobId}` },
