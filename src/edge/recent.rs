@@ -120,9 +120,10 @@ impl Recent {
     /// What to do first for a status read of job `id`.
     pub fn before_read(&mut self, id: &str, now_ms: u64) -> Before {
         if let Some(e) = self.fresh(id, now_ms) {
-            return match e.terminal {
-                true => Before::Finished(e.job.clone()),
-                false => Before::ReadUpstream,
+            return if e.terminal {
+                Before::Finished(e.job.clone())
+            } else {
+                Before::ReadUpstream
             };
         }
         if self.call(id, now_ms) {
