@@ -85,61 +85,52 @@ pub async fn exchange(
 ) -> Result<Answer, Reply> {
     // The platform's own timeout signal: no timer of ours per request.
     let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
-    send(env, config, method, path, forward, body, &signal)
-        .await
-        .map_err(|_| {
-            // Only the timeout aborts this signal.
-            if signal.aborted() {
-                Reply::error(
-                    504,
-                    "timeout",
-                    &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
-                )
-            } else {
-                Reply::error(502, "upstream", "the upstream could not be reached")
-            }
+    // One `?` per step inside; the signal then tells a timeout from an unreachable upstream.
+    let sent: Result<Answer, JsValue> = async {
+        let headers = web_sys::Headers::new()?;
+        for (name, value) in forward {
+            headers.set(name, value)?;
+        }
+        if !forward.iter().any(|(name, _)| name == "accept") {
+            headers.set("accept", "application/json")?;
+        }
+        if body.is_some() {
+            headers.set("content-type", "application/json")?;
+        }
+        headers.set("x-api-key", &api_key(env))?;
+        let init = web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
+        init.set_headers(&headers);
+        init.set_redirect(web_sys::RequestRedirect::Manual);
+        init.set_signal(Some(&signal));
+        if let Some(body) = body {
+            init.set_body(&JsValue::from_str(&body));
+        }
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let url = format!("{}{path}", config.base_url);
+        let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(&url, &init))
+            .await?
+            .dyn_into()?;
+        let text = JsFuture::from(res.text()?).await?;
+        // By name: only these may reach a client (and `retry-after` is one).
+        Ok(Answer {
+            status: res.status(),
+            headers: named_headers(&res.headers(), &PASSED_RESPONSE_HEADERS),
+            text: text.as_string().unwrap_or_default(),
         })
-}
-
-async fn send(
-    env: &Env,
-    config: &Config,
-    method: Method,
-    path: &str,
-    forward: &[(String, String)],
-    body: Option<String>,
-    signal: &web_sys::AbortSignal,
-) -> Result<Answer, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in forward {
-        headers.set(name, value)?;
     }
-    if !forward.iter().any(|(name, _)| name == "accept") {
-        headers.set("accept", "application/json")?;
-    }
-    if body.is_some() {
-        headers.set("content-type", "application/json")?;
-    }
-    headers.set("x-api-key", &api_key(env))?;
-    let init = web_sys::RequestInit::new();
-    init.set_method(method.as_ref());
-    init.set_headers(&headers);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_signal(Some(signal));
-    if let Some(body) = body {
-        init.set_body(&JsValue::from_str(&body));
-    }
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let url = format!("{}{path}", config.base_url);
-    let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(&url, &init))
-        .await?
-        .dyn_into()?;
-    let text = JsFuture::from(res.text()?).await?;
-    // By name: only these may reach a client (and `retry-after` is one).
-    Ok(Answer {
-        status: res.status(),
-        headers: named_headers(&res.headers(), &PASSED_RESPONSE_HEADERS),
-        text: text.as_string().unwrap_or_default(),
+    .await;
+    sent.map_err(|_| {
+        // Only the timeout aborts this signal.
+        if signal.aborted() {
+            Reply::error(
+                504,
+                "timeout",
+                &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
+            )
+        } else {
+            Reply::error(502, "upstream", "the upstream could not be reached")
+        }
     })
 }
 
