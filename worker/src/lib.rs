@@ -67,7 +67,8 @@ fn read_config(env: &Env) -> Config {
 /// `then` rather than through `queueMicrotask`: both run the task as a
 /// microtask, but workerd's `queueMicrotask` is a runtime API that wraps each
 /// callback, and a status read wakes its task three times. This cut about
-/// 20 µs of workerd's CPU per status read (BENCHMARKS.md). js-sys has no
+/// 16 µs of workerd's CPU and 50 µs of unloaded latency per status read
+/// (BENCHMARKS.md). js-sys has no
 /// setting for it: it picks one of the two on its first task, by whether the
 /// global has a `queueMicrotask`. So that first task is spawned here, at
 /// instantiation, with the global's `queueMicrotask` hidden for that one call.
