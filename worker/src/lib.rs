@@ -68,10 +68,12 @@ fn read_config(env: &Env) -> Config {
 /// microtask, but workerd's `queueMicrotask` is a runtime API that wraps each
 /// callback, and a status read wakes its task three times. This cut about
 /// 16 µs of workerd's CPU and 50 µs of unloaded latency per status read
-/// (BENCHMARKS.md). js-sys has no
-/// setting for it: it picks one of the two on its first task, by whether the
-/// global has a `queueMicrotask`. So that first task is spawned here, at
-/// instantiation, with the global's `queueMicrotask` hidden for that one call.
+/// (BENCHMARKS.md).
+///
+/// js-sys has no setting for it: it picks one of the two on its first task,
+/// by whether the global has a `queueMicrotask`. So that first task is
+/// spawned here, at instantiation, with the global's `queueMicrotask` hidden
+/// for that one call.
 #[event(start)]
 fn start() {
     let global = js_sys::global();
