@@ -63,7 +63,7 @@ impl UpstreamErrorBody {
 
     /// The human message: `{"message"}`, `{"error": "…"}`,
     /// `{"error": {"message", "code"}}` or `{"detail"}`.
-    fn message(&self) -> Option<String> {
+    pub fn message(&self) -> Option<String> {
         let error = self.error.as_ref();
         let message = [
             self.message.as_ref(),
@@ -83,7 +83,7 @@ impl UpstreamErrorBody {
     }
 
     /// The field the body names, when it names one.
-    fn field(&self) -> Option<String> {
+    pub fn field(&self) -> Option<String> {
         let error_field = self.error.as_ref().and_then(|e| e.get("field"));
         self.field
             .as_ref()

@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod job;
 pub mod platform;
+pub mod redact;
 pub mod request;
 pub mod schedule;
 pub mod url;

@@ -11,6 +11,10 @@ pub const DEFAULT_BASE_URL: &str = "https://api.apiframe.ai";
 /// Event-stream subscribers per job when `RELAY_MAX_SUBSCRIBERS` is unset.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 256;
 
+/// Event streams one client address may hold open on one job when
+/// `RELAY_STREAMS_PER_CLIENT` is unset.
+pub const DEFAULT_STREAMS_PER_CLIENT: usize = 4;
+
 /// `Retry-After` for a rate-limited client when `RATE_LIMIT_PERIOD_S` is unset.
 pub const DEFAULT_RATE_LIMIT_PERIOD_S: u32 = 60;
 
@@ -29,6 +33,8 @@ pub struct Env {
     pub heartbeat_ms: Option<String>,
     /// `RELAY_MAX_SUBSCRIBERS`.
     pub max_subscribers: Option<String>,
+    /// `RELAY_STREAMS_PER_CLIENT`.
+    pub streams_per_client: Option<String>,
     /// `RATE_LIMIT_PERIOD_S`.
     pub rate_limit_period_s: Option<String>,
     /// Whether the `APIFRAME_API_KEY` secret is set (its value stays out of here).
@@ -53,6 +59,8 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// Open event streams allowed per job.
     pub max_subscribers: usize,
+    /// Open event streams allowed per job and client address.
+    pub streams_per_client: usize,
     /// `Retry-After` (seconds) on a 429 from a rate limiter.
     pub rate_limit_period_s: u32,
     /// What is wrong with the configuration, if anything (never quotes the key).
@@ -102,6 +110,8 @@ impl Config {
                 .map_or(HEARTBEAT_MS, |ms| ms.clamp(100, 60_000)),
             max_subscribers: number::<usize>(env.max_subscribers.as_deref())
                 .map_or(DEFAULT_MAX_SUBSCRIBERS, |n| n.clamp(1, 10_000)),
+            streams_per_client: number::<usize>(env.streams_per_client.as_deref())
+                .map_or(DEFAULT_STREAMS_PER_CLIENT, |n| n.clamp(1, 10_000)),
             rate_limit_period_s: number::<u32>(env.rate_limit_period_s.as_deref())
                 .filter(|s| (1..=86_400).contains(s))
                 .unwrap_or(DEFAULT_RATE_LIMIT_PERIOD_S),
@@ -133,6 +143,7 @@ mod tests {
             fallback_ms: get("fallback"),
             heartbeat_ms: get("heartbeat"),
             max_subscribers: get("subs"),
+            streams_per_client: get("per_client"),
             rate_limit_period_s: get("period"),
             has_key,
         }
@@ -154,6 +165,7 @@ mod tests {
             (c.max_subscribers, c.rate_limit_period_s, c.public_origin),
             (DEFAULT_MAX_SUBSCRIBERS, 60, None)
         );
+        assert_eq!(c.streams_per_client, DEFAULT_STREAMS_PER_CLIENT);
     }
 
     #[test]
@@ -166,6 +178,7 @@ mod tests {
                 ("fallback", "4000"),
                 ("heartbeat", "50"),
                 ("subs", "0"),
+                ("per_client", "2"),
                 ("period", "30"),
             ],
             true,
@@ -178,6 +191,7 @@ mod tests {
         assert_eq!(c.public_origin.as_deref(), Some("http://127.0.0.1:8787"));
         assert_eq!((c.fallback_first_ms, c.heartbeat_ms), (4_000, 100));
         assert_eq!((c.max_subscribers, c.rate_limit_period_s), (1, 30));
+        assert_eq!(c.streams_per_client, 2);
     }
 
     #[test]

@@ -49,10 +49,16 @@ pub fn forward_request(headers: &[(String, String)]) -> Result<Vec<(String, Stri
 }
 
 /// The upstream response headers the client may see.
-pub fn pass_response(headers: &[(String, String)]) -> Vec<(String, String)> {
+pub fn pass_response(
+    headers: &[(String, String)],
+    _secrets: &crate::core::redact::Secrets,
+) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(name, _)| PASSED_RESPONSE_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            name != "content-type" && PASSED_RESPONSE_HEADERS.contains(&name.as_str())
+        })
         .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
         .collect()
 }
@@ -167,8 +173,8 @@ mod tests {
             ("Server", "x"),
         ]);
         assert_eq!(
-            pass_response(&upstream),
-            h(&[("content-type", "application/json"), ("retry-after", "3")])
+            pass_response(&upstream, &crate::core::redact::Secrets::new(&[])),
+            h(&[("retry-after", "3")])
         );
     }
 

@@ -7,15 +7,18 @@
 //! late event never moves a job backwards. The status only moves forward
 //! (QUEUED → PROCESSING → COMPLETED | FAILED), progress never decreases, a
 //! terminal job never changes status again, and a `null` never erases a
-//! value already known. The record is bounded: a few extra keys, a capped
-//! size, a capped list of observations.
+//! value already known. Every job merged here was rebuilt first
+//! (`edge::upstream::client_job`): known fields only, strings redacted and
+//! bounded. So the record is bounded too, with a capped list of observations.
+//!
+//! A record also says whether this worker created the job
+//! ([`Record::created`]): only those are read or streamed for a client.
 
 use super::reply::Reply;
 use crate::core::schedule::PollSchedule;
 use crate::core::JobStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use url::Url;
 
 /// A job in the status-read shape.
 pub type JobMap = Map<String, Value>;
@@ -34,29 +37,8 @@ pub const MAX_FAILED_READS: u32 = 10;
 pub const ERROR_BACKOFF_MS: u64 = 1_000;
 /// The longest wait between failed fallback reads.
 pub const MAX_ERROR_BACKOFF_MS: u64 = 300_000;
-/// How long an events stream on a job the upstream does not know is
-/// answered 404 from memory, without asking the upstream again.
-pub const NOT_FOUND_TTL_MS: u64 = 60_000;
-/// Keys beyond the status-read shape kept in a job.
-pub const MAX_EXTRA_KEYS: usize = 16;
-/// The largest job kept, serialised; past it only the documented keys stay.
-pub const MAX_JOB_BYTES: usize = 16 * 1024;
 /// Progress observations kept for the fallback schedule.
 pub const MAX_OBSERVATIONS: usize = 32;
-
-/// Keys of the status-read shape, in the upstream's order.
-const CANONICAL: [&str; 10] = [
-    "id",
-    "status",
-    "model",
-    "progress",
-    "result",
-    "error",
-    "creditCost",
-    "webhookStatus",
-    "createdAt",
-    "completedAt",
-];
 
 fn bad(message: &str) -> Reply {
     Reply::error(502, "bad_response", message)
@@ -73,82 +55,6 @@ fn progress_of(job: &JobMap) -> Option<f64> {
     job.get("progress").and_then(Value::as_f64)
 }
 
-/// The scheme of the first result URL that is not `http:`/`https:`, if any.
-/// URLs are where the documented result shapes put them: `result` itself,
-/// `videos[]`, and any key with `url` in its name, at any depth.
-pub fn unsafe_result_scheme(result: &Value) -> Option<String> {
-    fn check(text: &str) -> Option<String> {
-        match Url::parse(text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => None,
-            Ok(url) => Some(format!("{}:", url.scheme())),
-            // A relative reference has no scheme to run: it stays on the page's origin.
-            Err(url::ParseError::RelativeUrlWithoutBase) => None,
-            Err(_) => Some("an unparsable URL".to_string()),
-        }
-    }
-    fn walk(value: &Value, is_url: bool) -> Option<String> {
-        match value {
-            Value::String(s) if is_url => check(s),
-            Value::Array(items) => items.iter().find_map(|v| walk(v, is_url)),
-            Value::Object(members) => members.iter().find_map(|(k, v)| {
-                let key = k.to_ascii_lowercase();
-                walk(v, key.contains("url") || key == "videos")
-            }),
-            _ => None,
-        }
-    }
-    walk(result, true)
-}
-
-/// Turns a job whose result URL has another scheme than http(s) into a
-/// FAILED job that says why: such a URL must reach no page.
-/// Returns whether the job was changed.
-pub fn sanitise(job: &mut JobMap) -> bool {
-    let Some(scheme) = job.get("result").and_then(unsafe_result_scheme) else {
-        return false;
-    };
-    job.insert("status".into(), Value::String("FAILED".into()));
-    job.insert("result".into(), Value::Null);
-    job.insert(
-        "error".into(),
-        Value::String(format!(
-            "the upstream returned a result URL with scheme {scheme}; only http: and https: result URLs are relayed"
-        )),
-    );
-    true
-}
-
-/// Maps webhook spellings to the status-read shape.
-fn normalised(mut job: JobMap) -> JobMap {
-    job.remove("event");
-    if let Some(id) = job.remove("jobId") {
-        job.entry("id").or_insert(id);
-    }
-    job
-}
-
-/// Keeps a job within [`MAX_EXTRA_KEYS`] and [`MAX_JOB_BYTES`].
-fn bound(job: &mut JobMap) {
-    let mut extras = 0;
-    job.retain(|k, _| {
-        CANONICAL.contains(&k.as_str()) || {
-            extras += 1;
-            extras <= MAX_EXTRA_KEYS
-        }
-    });
-    if serde_json::to_string(job).map_or(0, |s| s.len()) > MAX_JOB_BYTES {
-        job.retain(|k, _| CANONICAL.contains(&k.as_str()));
-        for key in ["error", "result"] {
-            let too_big = job
-                .get(key)
-                .is_some_and(|v| v.to_string().len() > MAX_JOB_BYTES / 2);
-            if too_big {
-                job.insert(key.into(), Value::Null);
-            }
-        }
-    }
-}
-
 /// The outcome of a merge.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Merged {
@@ -162,13 +68,12 @@ pub struct Merged {
     pub progress: f64,
 }
 
-/// Merges `incoming` (a webhook or status-read job) into `stored` (the
-/// object's job, or `None` when it knows none yet).
+/// Merges `incoming` (a webhook or status-read job, rebuilt) into `stored`
+/// (the object's job, or `None` when it knows none yet).
 ///
 /// # Errors
 /// 502 `bad_response` when `incoming` is not a job, or is another job than `job_id`.
 pub fn merge(stored: Option<&JobMap>, incoming: JobMap, job_id: &str) -> Result<Merged, Reply> {
-    let mut incoming = normalised(incoming);
     let id_matches = match incoming.get("id") {
         Some(Value::String(id)) => id.eq_ignore_ascii_case(job_id),
         _ => return Err(bad("job has no id")),
@@ -179,12 +84,10 @@ pub fn merge(stored: Option<&JobMap>, incoming: JobMap, job_id: &str) -> Result<
     if status_of(&incoming).is_none() {
         return Err(bad("job has no status"));
     }
-    sanitise(&mut incoming);
-    let mut merged = match stored.filter(|s| status_of(s).is_some()) {
+    let merged = match stored.filter(|s| status_of(s).is_some()) {
         None => fresh(incoming),
         Some(old) => combine(old, incoming),
     };
-    bound(&mut merged);
     let status = status_of(&merged).ok_or_else(|| bad("merged job has no status"))?;
     Ok(Merged {
         changed: stored != Some(&merged),
@@ -294,8 +197,12 @@ pub struct Record {
     pub not_found_reads: u32,
     /// Fallback reads that failed otherwise, in a row.
     pub failed_reads: u32,
-    /// Until when (ms since the epoch) the upstream is taken not to know the job.
-    pub not_found_until: u64,
+    /// Whether this worker created the job (its generate was accepted
+    /// here). A signed webhook may teach the object a job before that, or
+    /// one made elsewhere; clients read and stream created jobs only.
+    /// Records of versions before this field read as not created.
+    #[serde(default)]
+    pub created: bool,
 }
 
 impl Record {
@@ -318,7 +225,6 @@ impl Record {
             self.seq += 1;
             self.terminal = merged.terminal;
             self.job = Some(merged.job.clone());
-            self.not_found_until = 0;
             if !merged.terminal {
                 self.observe(now_ms, merged.progress);
             }
@@ -340,16 +246,6 @@ impl Record {
         self.job
             .as_ref()
             .and_then(|j| serde_json::to_string(j).ok())
-    }
-
-    /// Whether an events stream on an unknown job may be answered 404 from memory.
-    pub fn known_missing(&self, now_ms: u64) -> bool {
-        self.job.is_none() && now_ms < self.not_found_until
-    }
-
-    /// Remembers that the upstream answered 404 for the job at `now_ms`.
-    pub fn remember_missing(&mut self, now_ms: u64) {
-        self.not_found_until = now_ms + NOT_FOUND_TTL_MS;
     }
 
     /// The delay before the next fallback read after one that went `outcome`,
@@ -406,10 +302,13 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::redact::Secrets;
+    use crate::edge::upstream::client_job;
     use serde_json::json;
 
     const ID: &str = "0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d";
 
+    /// A job as the object receives it: rebuilt from an upstream shape.
     fn job(value: Value) -> JobMap {
         let Value::Object(mut map) = value else {
             panic!("not an object")
@@ -417,7 +316,7 @@ mod tests {
         if !map.contains_key("jobId") {
             map.entry("id").or_insert(json!(ID));
         }
-        map
+        client_job(&Value::Object(map), &Secrets::new(&[])).unwrap()
     }
 
     /// Feeds events into an empty record; the final (status, progress,
@@ -516,56 +415,6 @@ mod tests {
     }
 
     #[test]
-    fn result_urls_other_than_http_fail_the_job() {
-        let cases = [
-            (
-                "javascript_string",
-                json!("javascript:alert(document.domain)"),
-                Some("javascript:"),
-            ),
-            (
-                "data_in_video_url",
-                json!({"videoUrl": "data:text/html,<script>x</script>"}),
-                Some("data:"),
-            ),
-            (
-                "padded_and_cased",
-                json!({"video_url": "  JavaScript:alert(1)"}),
-                Some("javascript:"),
-            ),
-            (
-                "in_videos_array",
-                json!({"videos": ["https://ok.test/a.mp4", {"url": "vbscript:x"}]}),
-                Some("vbscript:"),
-            ),
-            ("https", json!({"videoUrl": "https://cdn.test/v.mp4"}), None),
-            ("http", json!("http://127.0.0.1:9/v.mp4"), None),
-            (
-                "not_a_url_field",
-                json!({"note": "javascript:1", "videoUrl": "https://x.test/v"}),
-                None,
-            ),
-            ("null", Value::Null, None),
-        ];
-        for (name, result, scheme) in cases {
-            assert_eq!(unsafe_result_scheme(&result).as_deref(), scheme, "{name}");
-            let mut rec = Record::new(ID, 0);
-            let merged = rec
-                .apply(job(json!({"status": "COMPLETED", "result": result})), 1)
-                .unwrap();
-            let status = merged.job["status"].as_str().unwrap();
-            assert_eq!(status == "FAILED", scheme.is_some(), "{name}");
-            if scheme.is_some() {
-                assert!(merged.job["result"].is_null(), "{name}");
-                assert!(merged.job["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("only http: and https:"));
-            }
-        }
-    }
-
-    #[test]
     fn a_null_does_not_erase_and_other_jobs_are_refused() {
         let mut rec = Record::new(ID, 0);
         rec.apply(
@@ -581,7 +430,8 @@ mod tests {
         assert_eq!(rec.job.as_ref().unwrap()["model"], "sora-2");
         let other = job(json!({"id": "11111111-1f7e-4a8e-9c1d-2f3e4a5b6c7d", "status": "QUEUED"}));
         assert_eq!(merge(None, other, ID).unwrap_err().status, 502);
-        assert_eq!(merge(None, job(json!({})), ID).unwrap_err().status, 502);
+        let no_status: JobMap = [("id".to_string(), json!(ID))].into_iter().collect();
+        assert_eq!(merge(None, no_status, ID).unwrap_err().status, 502);
         assert!(
             merge(None, job(json!({"status": "QUEUED"})), &ID.to_uppercase()).is_ok(),
             "ids compare case-insensitively"
@@ -592,17 +442,17 @@ mod tests {
     fn state_stays_bounded() {
         let mut rec = Record::new(ID, 0);
         for i in 0..200 {
-            let mut event = job(json!({"status": "PROCESSING", "progress": i as f64 / 2.0}));
-            event.insert(format!("extra{i}"), json!("x".repeat(1000)));
-            rec.apply(event, i).unwrap();
+            let mut event = json!({"status": "PROCESSING", "progress": i as f64 / 2.0});
+            event[format!("extra{i}")] = json!("x".repeat(1000));
+            rec.apply(job(event), i).unwrap();
         }
         let size = serde_json::to_string(&rec).unwrap().len();
-        assert!(size < MAX_JOB_BYTES + 4096, "record of {size} bytes");
+        assert!(size < 4096, "record of {size} bytes");
         assert!(rec.observations.len() <= MAX_OBSERVATIONS);
         assert_eq!(rec.observations[0].0, 0, "the first observation is kept");
         let huge = job(json!({"status": "FAILED", "error": "e".repeat(40_000)}));
         rec.apply(huge, 300).unwrap();
-        assert!(rec.job_json().unwrap().len() <= MAX_JOB_BYTES);
+        assert!(rec.job_json().unwrap().len() < 2 * crate::edge::upstream::MAX_TEXT_CHARS);
     }
 
     #[test]
@@ -656,20 +506,6 @@ mod tests {
             rec.after_read(ReadOutcome::Job, 10),
             None,
             "the read cap holds"
-        );
-    }
-
-    #[test]
-    fn not_found_is_remembered_for_a_while() {
-        let mut rec = Record::new(ID, 0);
-        assert!(!rec.known_missing(5));
-        rec.remember_missing(10);
-        assert!(rec.known_missing(10 + NOT_FOUND_TTL_MS - 1));
-        assert!(!rec.known_missing(10 + NOT_FOUND_TTL_MS));
-        rec.apply(job(json!({"status": "QUEUED"})), 20).unwrap();
-        assert!(
-            !rec.known_missing(30),
-            "a job that turned up is not missing"
         );
     }
 

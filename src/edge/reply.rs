@@ -77,6 +77,16 @@ impl Reply {
         )
     }
 
+    /// The 404 for a job id this worker did not create: the same answer
+    /// whether or not the upstream knows the id, and given without asking it.
+    pub fn unknown_job() -> Reply {
+        Reply::error(
+            404,
+            "not_found",
+            "no job with this id was created through this worker",
+        )
+    }
+
     /// A 429 `rate_limited` with `Retry-After`.
     pub fn rate_limited(message: &str, retry_after_s: u32) -> Reply {
         Reply::error(429, "rate_limited", message)

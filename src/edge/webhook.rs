@@ -32,11 +32,13 @@ fn unauthorized(message: &str) -> Reply {
     Reply::error(401, "unauthorized", message)
 }
 
-/// Verifies `X-Webhook-Signature` over the raw body bytes.
+/// Verifies `X-Webhook-Signature` over the raw body bytes against each of
+/// `api_keys` (the current key, and the previous one during a rotation, so
+/// that webhooks of jobs submitted before it still verify).
 ///
 /// # Errors
 /// 401 when the signature is missing, malformed or wrong, or no key is set.
-pub fn verify(api_key: &str, body: &[u8], signature: Option<&str>) -> Result<(), Reply> {
+pub fn verify(api_keys: &[&str], body: &[u8], signature: Option<&str>) -> Result<(), Reply> {
     let signature = signature.map(str::trim).filter(|s| !s.is_empty());
     let Some(signature) = signature else {
         return Err(unauthorized("X-Webhook-Signature is missing"));
@@ -50,21 +52,25 @@ pub fn verify(api_key: &str, body: &[u8], signature: Option<&str>) -> Result<(),
             "X-Webhook-Signature must be 64 hex digits (HMAC-SHA256)",
         ));
     };
-    if api_key.is_empty() {
+    let keys: Vec<&str> = api_keys.iter().copied().filter(|k| !k.is_empty()).collect();
+    if keys.is_empty() {
         return Err(unauthorized(
             "webhook signatures cannot be checked: the worker has no API key",
         ));
     }
-    let (raw, hex_key) = signing_keys(api_key);
     let matches = |key: &[u8]| {
         let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     };
-    // Both candidates are always computed: which key matched must not show in the timing.
-    let by_hex = matches(&hex_key);
-    let by_raw = matches(&raw);
-    if by_hex | by_raw {
+    // Every candidate is always computed: which key matched must not show in the timing.
+    let matched = keys.iter().fold(false, |found, key| {
+        let (raw, hex_key) = signing_keys(key);
+        let by_hex = matches(&hex_key);
+        let by_raw = matches(&raw);
+        found | by_hex | by_raw
+    });
+    if matched {
         Ok(())
     } else {
         Err(unauthorized("X-Webhook-Signature does not match the body"))
@@ -178,7 +184,7 @@ mod tests {
             ("truncated", KEY, BODY, Some(&BY_HEX_KEY[..62]), false),
         ];
         for (name, key, body, signature, ok) in cases {
-            let result = verify(key, body, signature);
+            let result = verify(&[key], body, signature);
             assert_eq!(result.is_ok(), ok, "{name}");
             if let Err(reply) = result {
                 assert_eq!(reply.status, 401, "{name}");
@@ -186,9 +192,14 @@ mod tests {
             }
         }
         assert!(
-            verify("", BODY, Some(BY_HEX_KEY)).is_err(),
+            verify(&[""], BODY, Some(BY_HEX_KEY)).is_err(),
             "no key, no webhook"
         );
+        assert!(
+            verify(&["afk_new_key", KEY], BODY, Some(BY_RAW_KEY)).is_ok(),
+            "during a rotation, a webhook signed with the previous key verifies"
+        );
+        assert!(verify(&["afk_new_key", "afk_other"], BODY, Some(BY_HEX_KEY)).is_err());
     }
 
     #[test]

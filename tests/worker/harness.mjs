@@ -56,15 +56,9 @@ export function workerOptions(port, bindings) {
 
 /**
  * Starts the worker (worker/build) in workerd on a free port. `rateLimit`
- * limits generates per client, `eventsLimit` event-stream opens on jobs the
- * relay does not know; `null` leaves the binding out.
+ * limits generates per client; `null` leaves the binding out.
  */
-export async function startWorker({
-  simUrl,
-  vars = {},
-  rateLimit = { limit: 5, period: 60 },
-  eventsLimit = { limit: 10, period: 60 },
-}) {
+export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
   if (!existsSync(WORKER_ENTRY)) {
     throw new Error("worker/build/ is missing: bash scripts/build-worker.sh");
   }
@@ -82,10 +76,7 @@ export async function startWorker({
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
   const mf = new Miniflare({
     ...workerOptions(port, bindings),
-    ratelimits: {
-      ...(rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {}),
-      ...(eventsLimit ? { EVENTS_LIMITER: { simple: eventsLimit } } : {}),
-    },
+    ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {},
   });
   const ready = await within(30000, mf.ready, "miniflare start");
   return { url: ready.href.replace(/\/$/, ""), origin, mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };

@@ -6,8 +6,10 @@
 //! this crate moves bytes between the client, the upstream and the objects.
 //! The API key (secret `APIFRAME_API_KEY`) only ever goes into the
 //! `X-API-Key` header of an upstream request and into the webhook signature
-//! check. It is never logged, and every upstream body a client sees has it
-//! redacted.
+//! check. It is never logged. No upstream text reaches a client as it came:
+//! bodies are rebuilt from known fields with every string redacted, headers
+//! pass by rule (`sora_edge::edge::upstream`). Reads and streams are answered
+//! only for jobs this worker created, without an upstream read for others.
 #![forbid(unsafe_code)]
 
 mod relay;
@@ -16,14 +18,16 @@ mod upstream;
 
 use futures_util::StreamExt;
 use relay::{Op, RelayCall};
-use respond::{respond, respond_raw};
+use respond::respond_raw;
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES, PASSED_RESPONSE_HEADERS};
 use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
 use sora_edge::edge::recent::{After, Before, Recent};
 use sora_edge::edge::reply::Reply;
-use sora_edge::edge::{generate, upstream as answers, webhook, Route};
-use upstream::{answer_reply, api_key, exchange, job_reply, named_headers};
+use sora_edge::edge::upstream::{self as answers, Expected};
+use sora_edge::edge::{generate, webhook, Route};
+use std::collections::HashSet;
+use upstream::{answer_reply, api_key, exchange, job_reply, named_headers, secrets, webhook_keys};
 use wasm_bindgen::JsValue;
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
@@ -31,8 +35,8 @@ pub use relay::JobRelay;
 
 /// The rate limiter on generate requests, per client (optional binding).
 const GENERATE_LIMITER: &str = "RATE_LIMITER";
-/// The rate limiter on event-stream opens that cost an upstream read (optional binding).
-const EVENTS_LIMITER: &str = "EVENTS_LIMITER";
+/// Job ids an isolate remembers as created here before it starts afresh.
+const MAX_KNOWN_JOBS: usize = 10_000;
 
 fn text(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
@@ -43,6 +47,33 @@ thread_local! {
     static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
     /// The job objects' recent answers to status reads.
     static RECENT: std::cell::RefCell<Recent> = std::cell::RefCell::new(Recent::default());
+    /// Jobs this isolate knows were created through this worker (lower-case
+    /// ids): a job stays created, so after the first lookup a status read
+    /// needs no call to the job's object to know it.
+    static KNOWN: std::cell::RefCell<HashSet<String>> = std::cell::RefCell::new(HashSet::new());
+}
+
+fn remember_known(id: &str) {
+    KNOWN.with(|known| {
+        let mut known = known.borrow_mut();
+        if known.len() >= MAX_KNOWN_JOBS {
+            known.clear();
+        }
+        known.insert(id.to_ascii_lowercase());
+    });
+}
+
+/// Whether this worker created job `id`: from this isolate's memory, else
+/// from the job's object.
+async fn known(env: &Env, id: &str) -> Result<bool> {
+    if KNOWN.with(|known| known.borrow().contains(&id.to_ascii_lowercase())) {
+        return Ok(true);
+    }
+    let created = RelayCall::new(env, id).known().await?;
+    if created {
+        remember_known(id);
+    }
+    Ok(created)
 }
 
 /// The worker's settings from its bindings.
@@ -58,6 +89,7 @@ fn read_config(env: &Env) -> Config {
         fallback_ms: text(env, "RELAY_FALLBACK_MS"),
         heartbeat_ms: text(env, "RELAY_HEARTBEAT_MS"),
         max_subscribers: text(env, "RELAY_MAX_SUBSCRIBERS"),
+        streams_per_client: text(env, "RELAY_STREAMS_PER_CLIENT"),
         rate_limit_period_s: text(env, "RATE_LIMIT_PERIOD_S"),
         has_key: !api_key(env).is_empty(),
     })
@@ -121,7 +153,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         Route::Generate => generate_job(req.into(), &env, &config, &plan, &client()).await,
         Route::Job(id) => return read_job(&env, &config, &plan, id).await,
         Route::Events(id) => {
-            return events(&req.into(), &env, &config, &plan, id, &client())
+            return events(&req.into(), &env, &plan, id, &client())
                 .await
                 .map(Into::into)
         }
@@ -202,22 +234,50 @@ async fn generate_job(
         Some(rewritten),
     )
     .await;
-    let reply = answer_reply(env, answer);
-    if config.relay() && (200..300).contains(&reply.status) {
+    let reply = answer_reply(env, Expected::Submitted, answer);
+    if (200..300).contains(&reply.status) {
         if let Some(id) = answers::submitted_job_id(&reply.body) {
-            // The job exists upstream: the client gets its id even if relay fails.
-            if let Err(e) = RelayCall::new(env, &id).send(Op::Submitted, None).await {
-                worker::console_error!("edge: relay start failed for job {id}: {e}");
-            }
+            record_created(env, &id).await;
         }
     }
     Ok(reply)
 }
 
-/// A status read: with the relay on, as the job's object answers it
-/// (it answers a finished job itself and merges a running one's read); else
-/// the upstream's answer.
+/// Records in its object that job `id` was created here, trying twice. The
+/// job exists upstream and bills either way: the client gets its id even if
+/// both tries fail (the job is then unreadable through this worker, and the
+/// failure is logged).
+async fn record_created(env: &Env, id: &str) {
+    remember_known(id);
+    for attempt in 1..=2 {
+        match RelayCall::new(env, id).send(Op::Submitted, None).await {
+            Ok(()) => return,
+            Err(e) => worker::console_error!(
+                "edge: recording job {id} failed (attempt {attempt} of 2): {e}"
+            ),
+        }
+    }
+}
+
+/// A status read of a job this worker created (any other id is the
+/// unknown job's 404, with no upstream read): with the relay on, as the
+/// job's object answers it (it answers a finished job itself and merges a
+/// running one's read); else the upstream's answer.
 async fn read_job(env: &Env, config: &Config, plan: &Plan, id: &str) -> Result<web_sys::Response> {
+    match known(env, id).await {
+        Ok(true) => {}
+        Ok(false) => return respond_raw(Reply::unknown_job(), &plan.cors),
+        Err(e) => {
+            worker::console_error!("edge: could not tell whether job {id} is known: {e}");
+            let reply = Reply::error(
+                503,
+                "unavailable",
+                "the worker cannot look this job up right now; retry shortly",
+            )
+            .with_header("retry-after", "1");
+            return respond_raw(reply, &plan.cors);
+        }
+    }
     if config.relay() {
         match relayed_read(env, config, plan, id).await {
             Ok(res) => return Ok(res),
@@ -296,34 +356,21 @@ async fn relayed_read(
     respond_raw(reply, &plan.cors)
 }
 
+/// An events stream, as the job's object opens it (it refuses jobs this
+/// worker did not create, and caps streams per job and per client).
 async fn events(
     req: &Request,
     env: &Env,
-    config: &Config,
     plan: &Plan,
     id: &str,
     client: &str,
 ) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
-    // Opening may teach the object a job it did not know.
+    // Opening may teach the object something this isolate remembers otherwise.
     RECENT.with(|r| r.borrow_mut().forget(id));
-    let relay = RelayCall::new(env, id);
-    let mut res = relay.events(last_event_id.as_deref(), false).await?;
-    if res.status_code() == relay::NEEDS_READ {
-        // The object knows nothing of the job: opening costs an upstream read.
-        if let Some(reply) = limited(
-            env,
-            config,
-            EVENTS_LIMITER,
-            client,
-            "event streams on unknown jobs",
-        )
-        .await
-        {
-            return respond(reply, &plan.cors);
-        }
-        res = relay.events(last_event_id.as_deref(), true).await?;
-    }
+    let res = RelayCall::new(env, id)
+        .events(last_event_id.as_deref(), client)
+        .await?;
     respond::with_cors(res, &plan.cors)
 }
 
@@ -333,12 +380,23 @@ async fn relay_webhook(req: Request, env: &Env) -> Result<Reply> {
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
-    if let Err(reply) = webhook::verify(&api_key(env), &body, signature.as_deref()) {
+    let [current, previous] = webhook_keys(env);
+    if let Err(reply) = webhook::verify(&[&current, &previous], &body, signature.as_deref()) {
         return Ok(reply);
     }
     let (id, job) = match webhook::parse_event(&body) {
         Ok(event) => event,
         Err(reply) => return Ok(reply),
+    };
+    // What the object stores and streams is rebuilt as a status read is.
+    let job = match answers::client_job(&serde_json::Value::Object(job), &secrets(env)) {
+        Ok(job) => job,
+        Err(_) => {
+            return Ok(Reply::invalid(
+                "body",
+                "the webhook's job lacks a documented field (id, status) or has one of the wrong type",
+            ))
+        }
     };
     let changed = RelayCall::new(env, &id).webhook(job).await?;
     RECENT.with(|r| r.borrow_mut().forget(&id));

@@ -1,21 +1,22 @@
-//! Webhook relay: one Durable Object per job (`idFromName(jobId)`) keeps
-//! the job's [`Record`], streams its changes to subscribers, and polls the
-//! upstream itself on its alarm when no terminal webhook has come.
+//! One Durable Object per job (`idFromName(jobId)`). It records that this
+//! worker created the job (so reads and streams of any other id are refused
+//! without an upstream read), keeps the job's [`Record`], streams its changes
+//! to subscribers, and, with the relay on, polls the upstream itself on its
+//! alarm when no terminal webhook has come.
 //!
 //! The worker talks to an object over fetch, one path per operation
 //! ([`Op`]), with the job id in `x-job-id`.
 
 use crate::respond::respond;
-use crate::upstream::{api_key, exchange, job_reply, Answer};
+use crate::upstream::{answer_reply, exchange, job_reply, Answer};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 use sora_edge::core::http::parse_retry_after;
 use sora_edge::edge::config::Config;
 use sora_edge::edge::relay::{JobMap, ReadOutcome, Record};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::sse::{event_frame, should_send, HEARTBEAT, PREAMBLE};
-use sora_edge::edge::upstream as answers;
+use sora_edge::edge::upstream::Expected;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -28,9 +29,8 @@ use worker::{
 const BINDING: &str = "JOBS";
 /// Where the record is stored.
 const RECORD_KEY: &str = "record";
-/// The object's answer to an events open on a job it does not know, when
-/// the worker has not yet allowed the upstream read that costs.
-pub const NEEDS_READ: u16 = 428;
+/// `Retry-After` (seconds) on a stream refused for a full job or client.
+const STREAM_RETRY_AFTER_S: u32 = 5;
 
 /// An operation on a job's object.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +47,8 @@ pub enum Op {
     /// A status read the worker made (body: the job as the client may see
     /// it), merged as [`Op::Read`] merges its own.
     Merge,
+    /// Whether this worker created the job: 204, or the 404 of an unknown job.
+    Known,
 }
 
 impl Op {
@@ -57,6 +59,7 @@ impl Op {
             Op::Read => "/read",
             Op::Events => "/events",
             Op::Merge => "/merge",
+            Op::Known => "/known",
         }
     }
 }
@@ -153,10 +156,23 @@ impl RelayCall {
         Ok(res.json::<Changed>().await?.changed)
     }
 
-    /// Opens an events stream; `may_read` allows an upstream read for a job
-    /// the object does not know (else it answers [`NEEDS_READ`]).
-    pub async fn events(&self, last_event_id: Option<&str>, may_read: bool) -> Result<Response> {
-        let mut headers = vec![("x-may-read", if may_read { "1" } else { "0" })];
+    /// Whether this worker created the job.
+    ///
+    /// # Errors
+    /// When the object cannot be reached or answers otherwise.
+    pub async fn known(&self) -> Result<bool> {
+        match self.call(Op::Known, None, &[]).await?.status_code() {
+            204 => Ok(true),
+            404 => Ok(false),
+            status => Err(worker::Error::RustError(format!(
+                "relay answered {status}"
+            ))),
+        }
+    }
+
+    /// Opens an events stream for `client` (its address, for the per-client cap).
+    pub async fn events(&self, last_event_id: Option<&str>, client: &str) -> Result<Response> {
+        let mut headers = vec![("x-client", client)];
         if let Some(last) = last_event_id {
             headers.push(("last-event-id", last));
         }
@@ -164,7 +180,21 @@ impl RelayCall {
     }
 }
 
-type Subscriber = UnboundedSender<Result<Vec<u8>>>;
+/// An open events stream: who opened it, and where its frames go.
+struct Subscriber {
+    /// The client's address (`CF-Connecting-IP`).
+    client: String,
+    frames: UnboundedSender<Result<Vec<u8>>>,
+}
+
+impl Subscriber {
+    /// Whether the client is still there: a disconnect cancels the
+    /// response's stream, which drops the receiving end.
+    fn open(&self) -> bool {
+        !self.frames.is_closed()
+    }
+}
+
 type Fetched = std::result::Result<Answer, Reply>;
 
 /// One upstream status read of job `id`.
@@ -186,8 +216,6 @@ struct Live {
     record: RefCell<Option<Record>>,
     subscribers: RefCell<Vec<Subscriber>>,
     heartbeat: Cell<bool>,
-    /// The upstream read in flight for an unknown job: concurrent opens share it.
-    reading: RefCell<Option<Shared<LocalBoxFuture<'static, Fetched>>>>,
 }
 
 impl Live {
@@ -195,11 +223,16 @@ impl Live {
     /// and all of them (ending their streams) when `close`.
     fn broadcast(&self, bytes: &[u8], close: bool) {
         let mut subs = self.subscribers.borrow_mut();
-        subs.retain(|s| s.unbounded_send(Ok(bytes.to_vec())).is_ok());
+        subs.retain(|s| s.frames.unbounded_send(Ok(bytes.to_vec())).is_ok());
         if close {
             subs.clear();
         }
     }
+}
+
+/// The error for an operation that needs the record before [`JobRelay::load`].
+fn no_record() -> worker::Error {
+    worker::Error::RustError("the job's record was not loaded".into())
 }
 
 /// One job's relay state.
@@ -215,41 +248,48 @@ impl JobRelay {
         crate::config_of(&self.env)
     }
 
-    /// Loads the record once per object instance; a new record for `id` if none is stored.
-    async fn load(&self, id: Option<&str>) -> Result<bool> {
+    /// Loads the record once per object instance; an empty, unsaved record
+    /// for `id` if none is stored (a job this worker did not create).
+    async fn load(&self, id: Option<&str>) -> Result<()> {
         if self.live.record.borrow().is_some() {
-            return Ok(true);
+            return Ok(());
         }
         let stored: Option<String> = self.state.storage().get(RECORD_KEY).await?;
         let record = stored
             .and_then(|text| serde_json::from_str::<Record>(&text).ok())
             .or_else(|| id.map(|id| Record::new(id, now_ms())));
-        let found = record.is_some();
         if self.live.record.borrow().is_none() {
             *self.live.record.borrow_mut() = record;
         }
-        Ok(found)
+        Ok(())
+    }
+
+    /// Reads the loaded record.
+    fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> Result<T> {
+        self.live.record.borrow().as_ref().map(f).ok_or_else(no_record)
+    }
+
+    /// Whether this worker created the job.
+    fn created(&self) -> bool {
+        self.with_record(|r| r.created).unwrap_or(false)
     }
 
     async fn save(&self) -> Result<()> {
-        let text = self
-            .live
-            .record
-            .borrow()
-            .as_ref()
-            .and_then(|r| serde_json::to_string(r).ok());
+        let text = self.with_record(serde_json::to_string)?;
         match text {
-            Some(text) => self.state.storage().put(RECORD_KEY, text).await,
-            None => Ok(()),
+            Ok(text) => self.state.storage().put(RECORD_KEY, text).await,
+            Err(e) => Err(worker::Error::RustError(e.to_string())),
         }
     }
 
-    /// Merges `job` into the record and tells subscribers of a change.
-    /// Returns `(changed, terminal)`.
+    /// Merges `job` (rebuilt) into the record and tells subscribers of a
+    /// change. Returns `(changed, terminal)`.
     fn apply(&self, job: JobMap) -> std::result::Result<(bool, bool), Reply> {
         let (frame, terminal) = {
             let mut record = self.live.record.borrow_mut();
-            let record = record.as_mut().expect("loaded before use");
+            let record = record
+                .as_mut()
+                .ok_or_else(|| Reply::error(500, "internal", "the job's record was not loaded"))?;
             let merged = record.apply(job, now_ms())?;
             if !merged.changed {
                 return Ok((false, record.terminal));
@@ -261,19 +301,18 @@ impl JobRelay {
         Ok((true, terminal))
     }
 
-    /// After a change: stop the fallback when the job is over, else make sure it is armed.
+    /// After a change to a job this worker created, with the relay on: stop
+    /// the fallback when the job is over, else make sure it is armed.
     async fn arm_or_disarm(&self, terminal: bool) -> Result<()> {
         let storage = self.state.storage();
         if terminal {
             return storage.delete_alarm().await;
         }
+        if !self.created() || !self.config().relay() {
+            return Ok(());
+        }
         if storage.get_alarm().await?.is_none() {
-            let started = self
-                .live
-                .record
-                .borrow()
-                .as_ref()
-                .map_or(0, |r| r.started_at);
+            let started = self.with_record(|r| r.started_at)?;
             let due = started + self.config().fallback_first_ms;
             storage
                 .set_alarm(due.saturating_sub(now_ms()) as i64)
@@ -282,6 +321,9 @@ impl JobRelay {
         Ok(())
     }
 
+    /// A verified webhook's job. Kept even before the generate that made the
+    /// job is recorded here (a webhook can overtake it), but such a job is
+    /// read or streamed only once [`JobRelay::submitted`] marks it created.
     async fn webhook(&self, mut req: Request) -> Result<Response> {
         let job: JobMap = req.json().await?;
         let changed = match self.apply(job) {
@@ -297,35 +339,41 @@ impl JobRelay {
         Response::from_json(&Changed { changed })
     }
 
-    /// The id of the job this object relays (empty before its record exists).
-    fn job_id(&self) -> String {
-        self.live
-            .record
-            .borrow()
-            .as_ref()
-            .map(|r| r.job_id.clone())
-            .unwrap_or_default()
+    /// The id of the job this object relays.
+    fn job_id(&self) -> Result<String> {
+        self.with_record(|r| r.job_id.clone())
     }
 
+    /// The upstream accepted a generate through this worker: the job is ours.
     async fn submitted(&self) -> Result<Response> {
-        let id = self.job_id();
+        let id = self.job_id()?;
+        if let Some(record) = self.live.record.borrow_mut().as_mut() {
+            record.created = true;
+        }
         let mut job = JobMap::new();
         job.insert("id".into(), id.into());
         job.insert("status".into(), "QUEUED".into());
-        if let Ok((_, terminal)) = self.apply(job) {
-            self.arm_or_disarm(terminal).await?;
-        }
+        let terminal = match self.apply(job) {
+            Ok((_, terminal)) => terminal,
+            Err(_) => self.with_record(|r| r.terminal)?,
+        };
+        self.arm_or_disarm(terminal).await?;
         self.save().await?;
         Ok(ResponseBuilder::new().with_status(204).empty())
     }
 
+    /// 204 when this worker created the job, else the unknown job's 404.
+    fn known(&self) -> Result<Response> {
+        if self.created() {
+            Ok(ResponseBuilder::new().with_status(204).empty())
+        } else {
+            respond(Reply::unknown_job(), &[])
+        }
+    }
+
     /// The record's answer when the job is over.
     fn finished(&self) -> Result<Option<Response>> {
-        let record = self.live.record.borrow();
-        record
-            .as_ref()
-            .filter(|r| r.terminal)
-            .and_then(Record::job_json)
+        self.with_record(|r| r.terminal.then(|| r.job_json()).flatten())?
             .map(|job| respond(Reply::json(job), &[]))
             .transpose()
     }
@@ -333,6 +381,9 @@ impl JobRelay {
     /// A status read: the record answers a finished job; a running one is
     /// read upstream and merged ([`JobRelay::merge_read`]).
     async fn read(&self, req: Request) -> Result<Response> {
+        if !self.created() {
+            return respond(Reply::unknown_job(), &[]);
+        }
         if let Some(finished) = self.finished()? {
             return Ok(finished);
         }
@@ -342,7 +393,7 @@ impl JobRelay {
             .map(|a| ("accept".to_string(), a))
             .into_iter()
             .collect();
-        let reply = job_reply(&self.env, &self.config(), &forward, &self.job_id()).await;
+        let reply = job_reply(&self.env, &self.config(), &forward, &self.job_id()?).await;
         if reply.status != 200 {
             return respond(reply, &[]);
         }
@@ -351,6 +402,9 @@ impl JobRelay {
 
     /// A status read the worker made, merged as [`JobRelay::read`] merges its own.
     async fn merge(&self, mut req: Request) -> Result<Response> {
+        if !self.created() {
+            return respond(Reply::unknown_job(), &[]);
+        }
         if let Some(finished) = self.finished()? {
             return Ok(finished);
         }
@@ -358,163 +412,65 @@ impl JobRelay {
         self.merge_read(Reply::json(job)).await
     }
 
-    /// A running job's 200 read: when the object knows the job, merged (the
-    /// client gets the fresher of the two, subscribers hear of a change).
+    /// A running job's 200 read (rebuilt): merged, so the client gets the
+    /// fresher of the two and subscribers hear of a change.
     async fn merge_read(&self, mut reply: Reply) -> Result<Response> {
-        let known = self
-            .live
-            .record
-            .borrow()
-            .as_ref()
-            .is_some_and(|r| r.job.is_some());
-        if known {
-            if let Ok(job) = serde_json::from_str::<JobMap>(&reply.body) {
-                if let Ok((changed, terminal)) = self.apply(job) {
-                    if changed {
-                        self.arm_or_disarm(terminal).await?;
-                        self.save().await?;
-                    }
-                    if let Some(job) = self
-                        .live
-                        .record
-                        .borrow()
-                        .as_ref()
-                        .and_then(Record::job_json)
-                    {
-                        reply.body = job;
-                    }
+        if let Ok(job) = serde_json::from_str::<JobMap>(&reply.body) {
+            if let Ok((changed, terminal)) = self.apply(job) {
+                if changed {
+                    self.arm_or_disarm(terminal).await?;
+                    self.save().await?;
+                }
+                if let Some(job) = self.with_record(Record::job_json)? {
+                    reply.body = job;
                 }
             }
         }
         respond(reply, &[])
     }
 
-    /// One upstream read of the job, shared by every open that waits for it.
-    async fn read_shared(&self) -> Fetched {
-        let shared = self.live.reading.borrow().clone();
-        let shared = match shared {
-            Some(shared) => shared,
-            None => {
-                let env = self.env.clone();
-                let config = self.config();
-                let id = self.job_id();
-                let read: LocalBoxFuture<'static, Fetched> =
-                    Box::pin(async move { read_job(&env, &config, &id).await });
-                let shared = read.shared();
-                *self.live.reading.borrow_mut() = Some(shared.clone());
-                shared
-            }
+    /// Why a new stream from `client` may not open, if it may not: the job
+    /// is at `RELAY_MAX_SUBSCRIBERS`, or the client at `RELAY_STREAMS_PER_CLIENT`.
+    /// Streams whose clients went away are let go first.
+    fn stream_refusal(&self, config: &Config, client: &str) -> Option<Reply> {
+        let mut subs = self.live.subscribers.borrow_mut();
+        subs.retain(Subscriber::open);
+        let mine = subs.iter().filter(|s| s.client == client).count();
+        let message = if subs.len() >= config.max_subscribers {
+            format!("this job already has {} event-stream subscribers, the most allowed (RELAY_MAX_SUBSCRIBERS); poll GET /api/v2/jobs/{{id}} instead", config.max_subscribers)
+        } else if mine >= config.streams_per_client {
+            format!("this client already has {mine} event streams open on this job, the most allowed (RELAY_STREAMS_PER_CLIENT); close one first")
+        } else {
+            return None;
         };
-        let fetched = shared.await;
-        self.live.reading.borrow_mut().take();
-        fetched
-    }
-
-    /// Makes sure the object knows the job before a stream opens on it.
-    /// `Ok(None)`: known now; `Ok(Some(response))`: answer that instead.
-    async fn learn(&self, may_read: bool) -> Result<Option<Response>> {
-        let now = now_ms();
-        let (known, missing) = {
-            let record = self.live.record.borrow();
-            let record = record.as_ref().expect("loaded before use");
-            (record.job.is_some(), record.known_missing(now))
-        };
-        if known {
-            return Ok(None);
-        }
-        let unknown = || {
-            respond(
-                Reply::error(
-                    404,
-                    "not_found",
-                    "the upstream does not know this job (asked within the last minute)",
-                ),
-                &[],
-            )
-            .map(Some)
-        };
-        if missing {
-            return unknown();
-        }
-        if !may_read {
-            return Ok(Some(ResponseBuilder::new().with_status(NEEDS_READ).empty()));
-        }
-        let answer = match self.read_shared().await {
-            Ok(answer) => answer,
-            Err(reply) => return respond(reply, &[]).map(Some),
-        };
-        if answer.status == 404 {
-            if let Some(record) = self.live.record.borrow_mut().as_mut() {
-                record.remember_missing(now);
-            }
-            return unknown();
-        }
-        if answer.status != 200 {
-            let reply = answers::reply(
-                answer.status,
-                &answer.headers,
-                &answer.text,
-                &api_key(&self.env),
-            );
-            return respond(reply, &[]).map(Some);
-        }
-        let job = serde_json::from_str::<JobMap>(&answer.text)
-            .map_err(|_| {
-                Reply::error(
-                    502,
-                    "bad_response",
-                    "the upstream's job is not a JSON object",
-                )
-            })
-            .and_then(|job| self.apply(job));
-        match job {
-            Ok((_, terminal)) => {
-                if !terminal {
-                    let delay = {
-                        let record = self.live.record.borrow();
-                        record
-                            .as_ref()
-                            .map_or(1_000, |r| r.schedule_delay(now, None))
-                    };
-                    if self.state.storage().get_alarm().await?.is_none() {
-                        self.state.storage().set_alarm(delay as i64).await?;
-                    }
-                }
-                self.save().await?;
-                Ok(None)
-            }
-            Err(reply) => respond(reply, &[]).map(Some),
-        }
+        Some(Reply::rate_limited(&message, STREAM_RETRY_AFTER_S))
     }
 
     async fn events(&self, req: Request) -> Result<Response> {
-        let may_read = req.headers().get("x-may-read")?.as_deref() == Some("1");
-        if let Some(answer) = self.learn(may_read).await? {
-            return Ok(answer);
+        if !self.created() {
+            return respond(Reply::unknown_job(), &[]);
         }
         let config = self.config();
-        if self.live.subscribers.borrow().len() >= config.max_subscribers {
-            let reply = Reply::rate_limited(
-                &format!("this job already has {} event-stream subscribers, the most allowed; poll GET /api/v2/jobs/{{id}} instead", config.max_subscribers),
-                5,
-            );
+        let client = req.headers().get("x-client")?.unwrap_or_default();
+        if let Some(reply) = self.stream_refusal(&config, &client) {
             return respond(reply, &[]);
         }
         let last_event_id = req.headers().get("last-event-id")?;
         let (tx, rx) = unbounded::<Result<Vec<u8>>>();
         let _ = tx.unbounded_send(Ok(PREAMBLE.as_bytes().to_vec()));
-        let terminal = {
-            let record = self.live.record.borrow();
-            let record = record.as_ref().expect("loaded before use");
+        let terminal = self.with_record(|record| {
             if should_send(last_event_id.as_deref(), record.seq) {
                 if let Some(job) = record.job_json() {
                     let _ = tx.unbounded_send(Ok(event_frame(record.seq, &job).into_bytes()));
                 }
             }
             record.terminal
-        };
+        })?;
         if !terminal {
-            self.live.subscribers.borrow_mut().push(tx);
+            self.live.subscribers.borrow_mut().push(Subscriber {
+                client,
+                frames: tx,
+            });
             self.start_heartbeat(config.heartbeat_ms);
         }
         let headers = Headers::new();
@@ -561,6 +517,7 @@ impl DurableObject for JobRelay {
             "/read" => self.read(req).await,
             "/events" => self.events(req).await,
             "/merge" => self.merge(req).await,
+            "/known" => self.known(),
             _ => Response::error("no such relay operation", 404),
         }
     }
@@ -569,23 +526,22 @@ impl DurableObject for JobRelay {
     /// schedule, backing off on errors, until the job is over or the
     /// upstream keeps saying it does not know it.
     async fn alarm(&self) -> Result<Response> {
-        if !self.load(None).await? {
+        self.load(None).await?;
+        let Ok((id, terminal)) = self.with_record(|r| (r.job_id.clone(), r.terminal)) else {
             return Response::ok("no job");
-        }
-        let (id, terminal) = {
-            let record = self.live.record.borrow();
-            let record = record.as_ref().expect("loaded");
-            (record.job_id.clone(), record.terminal)
         };
-        if terminal {
+        if terminal || !self.created() {
             return Response::ok("done");
         }
         let config = self.config();
         let now = now_ms();
         let outcome = match read_job(&self.env, &config, &id).await {
             Ok(answer) if answer.status == 200 => {
-                let applied = serde_json::from_str::<JobMap>(&answer.text)
-                    .ok()
+                // Rebuilt and redacted as every status read is.
+                let reply = answer_reply(&self.env, Expected::Job(&id), Ok(answer));
+                let applied = (reply.status == 200)
+                    .then(|| serde_json::from_str::<JobMap>(&reply.body).ok())
+                    .flatten()
                     .map(|job| self.apply(job));
                 match applied {
                     Some(Ok((_, terminal))) => {

@@ -9,10 +9,12 @@
 //! (bench/proxy.mjs), those crossings were most of the worker's own CPU per
 //! request; one `fetch(url, init)` and one `text()` do the same work.
 
+use sora_edge::core::redact::Secrets;
 use sora_edge::edge::config::Config;
 use sora_edge::edge::headers::PASSED_RESPONSE_HEADERS;
 use sora_edge::edge::reply::Reply;
-use sora_edge::edge::upstream as answers;
+use sora_edge::edge::upstream::{self as answers, Expected};
+use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Method};
@@ -22,6 +24,9 @@ const TIMEOUT_MS: u32 = 30_000;
 
 /// The secret that authenticates the worker upstream.
 pub const KEY_BINDING: &str = "APIFRAME_API_KEY";
+/// The key before a rotation: still redacted, and still verifies webhooks
+/// of jobs submitted with it. Never sent upstream.
+pub const PREVIOUS_KEY_BINDING: &str = "APIFRAME_API_KEY_PREVIOUS";
 
 /// An upstream answer, read in full.
 #[derive(Clone)]
@@ -44,21 +49,45 @@ impl Answer {
     }
 }
 
+/// The keys, read once per isolate (a binding does not change within one).
+struct Keys {
+    current: String,
+    previous: String,
+    secrets: Rc<Secrets>,
+}
+
 thread_local! {
-    /// The key, read once per isolate (a binding does not change within one).
-    static KEY: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+    static KEYS: std::cell::OnceCell<Keys> = const { std::cell::OnceCell::new() };
+}
+
+fn with_keys<T>(env: &Env, f: impl FnOnce(&Keys) -> T) -> T {
+    KEYS.with(|keys| {
+        f(keys.get_or_init(|| {
+            let read = |name| env.var(name).map(|v| v.to_string()).unwrap_or_default();
+            let (current, previous) = (read(KEY_BINDING), read(PREVIOUS_KEY_BINDING));
+            let secrets = Rc::new(Secrets::new(&[&current, &previous]));
+            Keys {
+                current,
+                previous,
+                secrets,
+            }
+        }))
+    })
 }
 
 /// The API key; empty when unset (the configuration check refuses to run then).
 pub fn api_key(env: &Env) -> String {
-    KEY.with(|key| {
-        key.get_or_init(|| {
-            env.var(KEY_BINDING)
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        })
-        .clone()
-    })
+    with_keys(env, |keys| keys.current.clone())
+}
+
+/// The keys a webhook signature may be made with: the current and the previous one.
+pub fn webhook_keys(env: &Env) -> [String; 2] {
+    with_keys(env, |keys| [keys.current.clone(), keys.previous.clone()])
+}
+
+/// What no client may see: every key, in every form.
+pub fn secrets(env: &Env) -> Rc<Secrets> {
+    with_keys(env, |keys| Rc::clone(&keys.secrets))
 }
 
 /// The headers of `names` that `headers` has, read by name: iterating all of
@@ -134,16 +163,17 @@ pub async fn exchange(
     })
 }
 
-/// The client's reply for an upstream answer (or the worker's own 502/504).
-pub fn answer_reply(env: &Env, answer: Result<Answer, Reply>) -> Reply {
+/// The client's reply for an upstream answer (or the worker's own 502/504),
+/// rebuilt as `expected` says ([`answers::reply`]).
+pub fn answer_reply(env: &Env, expected: Expected, answer: Result<Answer, Reply>) -> Reply {
     match answer {
-        Ok(a) => answers::reply(a.status, &a.headers, &a.text, &api_key(env)),
+        Ok(a) => answers::reply(expected, a.status, &a.headers, &a.text, &secrets(env)),
         Err(reply) => reply,
     }
 }
 
-/// One upstream status read of job `id`, as the client may see it: the key
-/// redacted, and a 200 job whose result URL is not http(s) made FAILED.
+/// One upstream status read of job `id`, as the client may see it: rebuilt
+/// from the known fields, redacted, a result URL that breaks the rule made FAILED.
 pub async fn job_reply(
     env: &Env,
     config: &Config,
@@ -159,11 +189,5 @@ pub async fn job_reply(
         None,
     )
     .await;
-    let mut reply = answer_reply(env, answer);
-    if reply.status == 200 {
-        if let Some(safe) = answers::sanitised_job(&reply.body) {
-            reply.body = safe;
-        }
-    }
-    reply
+    answer_reply(env, Expected::Job(id), answer)
 }
