@@ -8,6 +8,9 @@ pub const PREAMBLE: &str = "retry: 2000\n\n";
 /// A comment line that keeps idle connections open.
 pub const HEARTBEAT: &str = ": heartbeat\n\n";
 
+/// A comment written to streams to learn whether their clients are still there.
+pub const PROBE: &str = ": probe\n\n";
+
 /// Milliseconds between heartbeats.
 pub const HEARTBEAT_MS: u64 = 15_000;
 

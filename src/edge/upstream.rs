@@ -188,8 +188,11 @@ fn scheme_of(url: &str) -> Option<String> {
 pub fn client_job(upstream: &Value, secrets: &Secrets) -> Result<JobMap, Reply> {
     let value = crate::core::Value::deserialize(upstream)
         .map_err(|_| bad("the upstream's job is not JSON"))?;
-    let mut upstream = UpstreamJob::try_from(value)
-        .map_err(|why| bad(&format!("the upstream's job is not the documented shape: {why}")))?;
+    let mut upstream = UpstreamJob::try_from(value).map_err(|why| {
+        bad(&format!(
+            "the upstream's job is not the documented shape: {why}"
+        ))
+    })?;
     if let Some(url) = normalise_result(upstream.result.as_ref()) {
         if let Err(why) = parse_http_url(&url) {
             let scheme = scheme_of(&url).map_or(String::new(), |s| format!(" (scheme {s})"));
@@ -295,14 +298,7 @@ mod tests {
                 r#"{"error":{"message":"the upstream answered HTTP 502 without a JSON message","source":"upstream"}}"#,
             ),
             ("redirect", Expected::Submitted, 302, "", 502, "redirect"),
-            (
-                "informational",
-                Expected::Job(ID),
-                101,
-                "",
-                502,
-                "HTTP 101",
-            ),
+            ("informational", Expected::Job(ID), 101, "", 502, "HTTP 101"),
             (
                 "another_job",
                 Expected::Job("11111111-1f7e-4a8e-9c1d-2f3e4a5b6c7d"),
@@ -339,7 +335,8 @@ mod tests {
                 "createdAt": "2026-03-15T10:00:00.000Z", "completedAt": null,
             })
         );
-        let failed = json!({"jobId": ID, "status": "FAILED", "error": format!("policy violation ({KEY})")});
+        let failed =
+            json!({"jobId": ID, "status": "FAILED", "error": format!("policy violation ({KEY})")});
         let job = client_job(&failed, &secrets()).unwrap();
         assert_eq!(job["error"], "policy violation ([redacted])");
         assert_eq!(job["id"], ID);
@@ -348,13 +345,21 @@ mod tests {
     #[test]
     fn result_urls_break_the_rule_and_fail_the_job() {
         let cases = [
-            ("javascript", json!("javascript:alert(1)"), Some("javascript:")),
+            (
+                "javascript",
+                json!("javascript:alert(1)"),
+                Some("javascript:"),
+            ),
             (
                 "data_in_video_url",
                 json!({"videoUrl": "data:text/html,<script>x</script>"}),
                 Some("data:"),
             ),
-            ("uppercase", json!("JAVASCRIPT:alert(1)"), Some("javascript:")),
+            (
+                "uppercase",
+                json!("JAVASCRIPT:alert(1)"),
+                Some("javascript:"),
+            ),
             ("relative", json!("/x.mp4"), None),
             ("protocol_relative", json!("//evil.test/x.mp4"), None),
             ("blob", json!("blob:https://x.test/1"), Some("blob:")),
@@ -374,7 +379,10 @@ mod tests {
             assert!(job["result"].is_null(), "{name}");
             let error = job["error"].as_str().unwrap();
             assert!(error.contains("only http: and https:"), "{name}: {error}");
-            assert!(!error.contains("alert") && !error.contains("evil"), "{name}");
+            assert!(
+                !error.contains("alert") && !error.contains("evil"),
+                "{name}"
+            );
             if let Some(scheme) = scheme {
                 assert!(error.contains(scheme), "{name}: {error}");
             }

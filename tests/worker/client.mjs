@@ -42,7 +42,7 @@ export async function scanningFetch(input, init) {
 /** The client's view of the worker: fetch, read, scan. A fresh CF-Connecting-IP per call unless given. */
 export function clientFor(base) {
   return async function client(path, init = {}) {
-    const headers = { "cf-connecting-ip": `198.51.100.${nextIp++ % 250}`, ...(init.headers ?? {}) };
+    const headers = { "cf-connecting-ip": nextClientIp(), ...(init.headers ?? {}) };
     const res = await within(20000, fetch(base + path, { ...init, headers }), `${init.method ?? "GET"} ${path}`);
     scanHeaders(`${init.method ?? "GET"} ${path}`, res.headers);
     const text = await within(20000, res.text(), `body of ${path}`);
@@ -57,9 +57,16 @@ export function clientFor(base) {
   };
 }
 
-/** Opens an events stream and reads it to its end (or the timeout), scanning everything. */
+/** A fresh client address (CF-Connecting-IP) per call. */
+export const nextClientIp = () => `198.51.100.${nextIp++ % 250}`;
+
+/**
+ * Opens an events stream and reads it to its end (or the timeout), scanning
+ * everything. From a fresh client address unless `headers` names one.
+ */
 export async function subscribe(base, jobId, { lastEventId, timeoutMs = 20000, onEvent, headers = {}, signal } = {}) {
-  const all = lastEventId === undefined ? { ...headers } : { ...headers, "last-event-id": String(lastEventId) };
+  const own = { "cf-connecting-ip": nextClientIp(), ...headers };
+  const all = lastEventId === undefined ? own : { ...own, "last-event-id": String(lastEventId) };
   const res = await within(20000, fetch(`${base}/api/v2/jobs/${jobId}/events`, { headers: all, signal }), "events connect");
   scanHeaders("events", res.headers);
   if (res.status !== 200) {
@@ -92,4 +99,15 @@ export function signedWebhook(client, body, signature = sign(body)) {
 export function upstreamCounts(stats) {
   const r = stats.requests;
   return `generate=${r.generate ?? 0} job=${r.job ?? 0} jobs=${r.jobs ?? 0} me=${r.me ?? 0} created=${stats.jobsCreated}`;
+}
+
+/** Creates a job through the worker at `base` (its upstream decides the id); resolves with the id. */
+export async function createJob(base, prompt = "a job [ms=600000]") {
+  const res = await clientFor(base)("/api/v2/videos/generate", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt, model: "sora-2" }),
+  });
+  if (res.status !== 202) throw new Error(`generate answered ${res.status}: ${res.text}`);
+  return res.json.jobId;
 }

@@ -1,7 +1,8 @@
 // Shared plumbing for the worker tests and the relay bench: the simulator,
 // the real worker (worker/build) in workerd (Miniflare 4), webhook signing,
 // an event-stream reader and raw requests. Every wait is bounded.
-import { createHmac, createHash } from "node:crypto";
+import { createHmac, createHash, randomUUID } from "node:crypto";
+import { createServer } from "node:http";
 import { connect } from "node:net";
 import { freePort } from "../../scripts/demo.mjs";
 import { existsSync } from "node:fs";
@@ -184,4 +185,42 @@ export function rawRequest(port, head, body = "") {
     }),
     "raw request",
   );
+}
+
+/**
+ * A stand-in upstream on 127.0.0.1 that accepts every generate (202 with a
+ * fresh job id), answers a status read of job `id` with `read(id)` →
+ * `{status, body}` (default: 200, the job QUEUED) and sends no webhooks, so
+ * that only a test's own webhooks move a job. Resolves with `{url, created,
+ * reads, close}`: `created` lists the job ids made, `reads` the status reads
+ * as `{id, at}` (performance.now()).
+ */
+export async function startFakeUpstream({ read = (id) => ({ status: 200, body: { id, status: "QUEUED", progress: 0 } }) } = {}) {
+  const created = [];
+  const reads = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      if (req.method === "POST" && req.url === "/v2/videos/generate") {
+        const id = randomUUID();
+        created.push(id);
+        res.writeHead(202, { "content-type": "application/json" });
+        res.end(JSON.stringify({ jobId: id, status: "QUEUED" }));
+        return;
+      }
+      const job = req.url.match(/^\/v2\/jobs\/([^/?]+)$/);
+      if (req.method === "GET" && job) {
+        reads.push({ id: job[1], at: performance.now() });
+        const answer = read(job[1]);
+        res.writeHead(answer.status, { "content-type": "application/json" });
+        res.end(typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body));
+        return;
+      }
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end('{"error":"no such route"}');
+    });
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${port}`, created, reads, close: () => new Promise((r) => server.close(r)) };
 }

@@ -8,8 +8,8 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHmac, randomUUID } from "node:crypto";
-import { API_KEY, startSim, startWorker, sign, readEvents, rawRequest, within, sleep, freePort } from "./harness.mjs";
-import { leaks, scan, scannedCount, scanningFetch, clientFor, subscribe, signedWebhook, upstreamCounts } from "./client.mjs";
+import { API_KEY, startSim, startWorker, startFakeUpstream, sign, readEvents, rawRequest, within, sleep, freePort } from "./harness.mjs";
+import { leaks, scan, scannedCount, scanningFetch, clientFor, subscribe, signedWebhook, upstreamCounts, createJob } from "./client.mjs";
 
 /** Every test is bounded. */
 const T = { timeout: 60000 };
@@ -314,10 +314,8 @@ test("events stream: Last-Event-ID resume sends only newer state; a finished str
   assert.equal(fresh.events[0].id, final.id, "which is the terminal one");
 });
 
-test("events stream for a job the relay never saw: one upstream read, then the object polls for everyone", T, async () => {
-  const missing = await subscribe(W, randomUUID());
-  assert.equal(missing.status, 404, "a job the upstream does not know either");
-  // A job submitted straight to the upstream (not through this worker): no webhook will come.
+test("a job this worker did not create: GET and events stream answer 404 with no upstream read", T, async () => {
+  // A job submitted straight to the upstream (not through this worker): the upstream knows it, the worker does not.
   const direct = await within(
     10000,
     fetch(`${sim.url}/v2/videos/generate`, {
@@ -327,19 +325,35 @@ test("events stream for a job the relay never saw: one upstream read, then the o
     }).then((r) => r.json()),
     "direct generate",
   );
-  const subs = await Promise.all([0, 1, 2].map(() => subscribe(W, direct.jobId)));
-  for (const sub of subs) {
-    assert.equal(sub.status, 200, "status");
-    assert.ok(sub.ended, "stream ended");
-    assert.equal(JSON.parse(sub.events.at(-1).data).status, "COMPLETED", "terminal event");
+  const before = await sim.control.stats();
+  for (const id of [direct.jobId, randomUUID()]) {
+    const read = await client(`/api/v2/jobs/${id}`);
+    assert.equal(read.status, 404, read.text);
+    assert.equal(read.json.error.code, "not_found");
+    assert.equal(read.json.error.source, "edge", "the worker's own answer");
+    const sub = await subscribe(W, id);
+    assert.equal(sub.status, 404, sub.text);
+    assert.equal(sub.json.error.code, "not_found");
   }
-  const reads = (await sim.control.stats()).statusReads[direct.jobId] ?? 0;
-  assert.ok(reads >= 2 && reads <= 6, `upstream reads for 3 subscribers: ${reads}`);
-  console.log(`       3 subscribers, ${reads} upstream reads in all`);
+  assert.equal(upstreamCounts(await sim.control.stats()), upstreamCounts(before), "no upstream request");
 });
 
 test("webhooks: replayed and out-of-order deliveries never move a job backwards", T, async () => {
-  const id = randomUUID(); // a job the simulator has never heard of: only these webhooks move it
+  // A job made through a worker whose upstream sends no webhooks and whose
+  // fallback waits a minute: only these webhooks move it.
+  const upstream = await startFakeUpstream();
+  const quiet = await startWorker({ simUrl: upstream.url, vars: { RELAY_FALLBACK_MS: "60000" }, rateLimit: null });
+  try {
+    await replayedWebhooks(quiet.url, upstream);
+  } finally {
+    await quiet.stop();
+    await upstream.close();
+  }
+});
+
+async function replayedWebhooks(base, upstream) {
+  const client = clientFor(base);
+  const id = await createJob(base);
   const progress = (p) => JSON.stringify({ event: "progress", jobId: id, status: "PROCESSING", progress: p, model: "sora-2" });
   const completed = JSON.stringify({ event: "completed", jobId: id, status: "COMPLETED", progress: 100, result: "https://cdn.test/v.mp4", model: "sora-2", creditCost: 4 });
   const steps = [
@@ -359,22 +373,28 @@ test("webhooks: replayed and out-of-order deliveries never move a job backwards"
     changes.push(res.json.changed);
   }
   assert.equal(changes.join(","), steps.map((s) => s[1]).join(","), "changed flags");
-  const before = await sim.control.stats();
   const read = await client(`/api/v2/jobs/${id}`);
-  assert.equal(read.status, 200, "answered from the object (the simulator would say 404)");
+  assert.equal(read.status, 200, "answered from the object");
   assert.equal(read.json.status, "COMPLETED", "status");
   assert.equal(read.json.progress, 100, "progress");
   assert.equal(read.json.result, "https://cdn.test/v.mp4", "result");
-  assert.equal((await sim.control.stats()).requests.job, before.requests.job, "no upstream read");
-  const sub = await subscribe(W, id);
+  assert.equal(upstream.reads.length, 0, "no upstream read");
+  const sub = await subscribe(base, id);
   assert.equal(sub.events.length, 1, "one event: the current (terminal) state");
-  assert.equal(Number(sub.events[0].id), 2, "two changes in all");
+  assert.equal(Number(sub.events[0].id), 3, "three changes in all: QUEUED at generate, 60, COMPLETED");
   // A webhook signed with the raw-digest HMAC key is accepted too (the docs leave the encoding open).
-  const other = randomUUID();
+  const other = await createJob(base);
   const body = progress(10).replace(id, other);
   const rawSigned = await signedWebhook(client, body, sign(body, API_KEY, "raw"));
   assert.equal(rawSigned.status, 200, "raw-digest key");
-});
+  assert.equal(rawSigned.json.changed, true, "and it moved the job");
+  // A signed webhook for a job this worker did not create is taken, but the job stays unreadable.
+  const stranger = randomUUID();
+  const unknown = await signedWebhook(client, progress(10).replace(id, stranger));
+  assert.equal(unknown.status, 200, "acknowledged (the upstream must not retry it)");
+  assert.equal((await client(`/api/v2/jobs/${stranger}`)).status, 404, "read");
+  assert.equal((await subscribe(base, stranger)).status, 404, "stream");
+}
 
 test("fallback: with the simulator dropping webhooks the job still completes (the object polls on its alarm)", T, async () => {
   await sim.control.config({ dropWebhooks: true });
@@ -427,19 +447,30 @@ test("upstream redirects are not followed and an echoed key is redacted", T, asy
   const thiefPort = await freePort();
   await new Promise((r) => thief.listen(thiefPort, "127.0.0.1", r));
   const echoing = randomUUID();
+  const refused = randomUUID();
   const evil = createServer((req, res) => {
-    if (req.url === `/v2/jobs/${echoing}`) {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ id: echoing, status: "PROCESSING", progress: 5, note: `called with ${req.headers["x-api-key"]}` }));
-      return;
-    }
-    if (req.url.startsWith("/v2/jobs/")) {
-      res.writeHead(401, { "content-type": "application/json", "set-cookie": "k=1", "x-echo": String(req.headers["x-api-key"]) });
-      res.end(JSON.stringify({ message: `Invalid API key ${req.headers["x-api-key"]}` }));
-      return;
-    }
-    res.writeHead(302, { location: `http://127.0.0.1:${thiefPort}/steal` });
-    res.end();
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      if (req.method === "POST" && !body.includes("redirect me")) {
+        // Accepted: an echoing job, or one whose reads are refused with the key echoed.
+        res.writeHead(202, { "content-type": "application/json" });
+        res.end(JSON.stringify({ jobId: body.includes("refuse") ? refused : echoing, status: "QUEUED", note: req.headers["x-api-key"] }));
+        return;
+      }
+      if (req.url === `/v2/jobs/${echoing}`) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ id: echoing, status: "PROCESSING", progress: 5, note: `called with ${req.headers["x-api-key"]}` }));
+        return;
+      }
+      if (req.url.startsWith("/v2/jobs/")) {
+        res.writeHead(401, { "content-type": "application/json", "set-cookie": "k=1", "x-echo": String(req.headers["x-api-key"]) });
+        res.end(JSON.stringify({ message: `Invalid API key ${req.headers["x-api-key"]}` }));
+        return;
+      }
+      res.writeHead(302, { location: `http://127.0.0.1:${thiefPort}/steal` });
+      res.end();
+    });
   });
   const evilPort = await freePort();
   await new Promise((r) => evil.listen(evilPort, "127.0.0.1", r));
@@ -450,9 +481,15 @@ test("upstream redirects are not followed and an echoed key is redacted", T, asy
     assert.equal(gen.status, 502, "a redirect becomes 502");
     assert.equal(gen.json.error.code, "upstream", "code");
     assert.equal(thiefHits, 0, "the redirect target got no request");
-    const read = await c2(`/api/v2/jobs/${UUID}`);
+    for (const prompt of ["echo", "refuse"]) {
+      const made = await c2("/api/v2/videos/generate", { method: "POST", headers: json, body: genBody(prompt) });
+      assert.equal(made.status, 202, made.text);
+      assert.deepEqual(Object.keys(made.json).sort(), ["jobId", "status"], "the acceptance is rebuilt");
+    }
+    const read = await c2(`/api/v2/jobs/${refused}`);
     assert.equal(read.status, 401, "the upstream's status passes through");
-    assert.ok(read.text.includes("[redacted]"), `redacted body: ${read.text}`);
+    assert.equal(read.json.error.message, "Invalid API key [redacted]", `redacted body: ${read.text}`);
+    assert.equal(read.json.error.source, "upstream", "the upstream's refusal, rebuilt");
     assert.equal(read.headers.get("set-cookie"), null, "no upstream Set-Cookie");
     assert.equal(read.headers.get("x-echo"), null, "no unlisted upstream header");
     // A 200 job that echoes the key, read three times: through the job's
@@ -460,7 +497,8 @@ test("upstream redirects are not followed and an echoed key is redacted", T, asy
     for (let i = 0; i < 3; i++) {
       const job = await c2(`/api/v2/jobs/${echoing}`);
       assert.equal(job.status, 200, `read ${i}: status`);
-      assert.ok(job.text.includes("[redacted]") && !job.text.includes(API_KEY), `read ${i}: redacted body: ${job.text}`);
+      assert.equal(job.json.status, "PROCESSING", `read ${i}: status`);
+      assert.equal(job.json.note, undefined, `read ${i}: fields the library does not know are dropped: ${job.text}`);
     }
   } finally {
     await w2.stop();
@@ -501,7 +539,7 @@ function createHmacBare(body) {
   return createHmac("sha256", API_KEY).update(body).digest("hex");
 }
 
-test("client errors say who refused: the worker's own 400 is source edge, a relayed Apiframe 404 is source upstream", T, async () => {
+test("client errors say who refused: the worker's own 400 and 404 are source edge, a relayed Apiframe 500 is source upstream", T, async () => {
   const { poll, isSoraEdgeError } = await import("sora-edge");
   const refused = await poll("not-a-uuid", { baseUrl: `${W}/api` }).then(() => null, (e) => e);
   assert.ok(isSoraEdgeError(refused), `a SoraEdgeError, got ${refused}`);
@@ -511,5 +549,11 @@ test("client errors say who refused: the worker's own 400 is source edge, a rela
   const unknown = await poll("0b6a3c52-1f7e-4a8e-9c1d-2f3e4a5b6c7d", { baseUrl: `${W}/api` }).then(() => null, (e) => e);
   assert.ok(isSoraEdgeError(unknown), `a SoraEdgeError, got ${unknown}`);
   assert.equal(unknown.code, "not_found", "code");
-  assert.equal(unknown.source, "upstream", "source of Apiframe's 404");
+  assert.equal(unknown.source, "edge", "a job this worker did not create is the worker's own 404");
+  const { generate } = await import("sora-edge");
+  await sim.control.faults("generate", ["500"]);
+  const failed = await generate({ prompt: "refused upstream" }, { baseUrl: `${W}/api`, maxRetries: 0 }).then(() => null, (e) => e);
+  assert.ok(isSoraEdgeError(failed), `a SoraEdgeError, got ${failed}`);
+  assert.equal(failed.code, "upstream", "code");
+  assert.equal(failed.source, "upstream", "source of Apiframe's 500");
 });

@@ -358,13 +358,7 @@ async fn relayed_read(
 
 /// An events stream, as the job's object opens it (it refuses jobs this
 /// worker did not create, and caps streams per job and per client).
-async fn events(
-    req: &Request,
-    env: &Env,
-    plan: &Plan,
-    id: &str,
-    client: &str,
-) -> Result<Response> {
+async fn events(req: &Request, env: &Env, plan: &Plan, id: &str, client: &str) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
     // Opening may teach the object something this isolate remembers otherwise.
     RECENT.with(|r| r.borrow_mut().forget(id));
@@ -391,12 +385,10 @@ async fn relay_webhook(req: Request, env: &Env) -> Result<Reply> {
     // What the object stores and streams is rebuilt as a status read is.
     let job = match answers::client_job(&serde_json::Value::Object(job), &secrets(env)) {
         Ok(job) => job,
-        Err(_) => {
-            return Ok(Reply::invalid(
-                "body",
-                "the webhook's job lacks a documented field (id, status) or has one of the wrong type",
-            ))
-        }
+        Err(_) => return Ok(Reply::invalid(
+            "body",
+            "the webhook's job lacks a documented field (id, status) or has one of the wrong type",
+        )),
     };
     let changed = RelayCall::new(env, &id).webhook(job).await?;
     RECENT.with(|r| r.borrow_mut().forget(&id));

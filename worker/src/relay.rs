@@ -15,7 +15,7 @@ use sora_edge::core::http::parse_retry_after;
 use sora_edge::edge::config::Config;
 use sora_edge::edge::relay::{JobMap, ReadOutcome, Record};
 use sora_edge::edge::reply::Reply;
-use sora_edge::edge::sse::{event_frame, should_send, HEARTBEAT, PREAMBLE};
+use sora_edge::edge::sse::{event_frame, should_send, HEARTBEAT, PREAMBLE, PROBE};
 use sora_edge::edge::upstream::Expected;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -31,6 +31,9 @@ const BINDING: &str = "JOBS";
 const RECORD_KEY: &str = "record";
 /// `Retry-After` (seconds) on a stream refused for a full job or client.
 const STREAM_RETRY_AFTER_S: u32 = 5;
+/// How long an open at a cap waits for probed streams to report their
+/// clients gone.
+const PROBE_MS: u64 = 150;
 
 /// An operation on a job's object.
 #[derive(Clone, Copy, Debug)]
@@ -164,9 +167,7 @@ impl RelayCall {
         match self.call(Op::Known, None, &[]).await?.status_code() {
             204 => Ok(true),
             404 => Ok(false),
-            status => Err(worker::Error::RustError(format!(
-                "relay answered {status}"
-            ))),
+            status => Err(worker::Error::RustError(format!("relay answered {status}"))),
         }
     }
 
@@ -266,7 +267,12 @@ impl JobRelay {
 
     /// Reads the loaded record.
     fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> Result<T> {
-        self.live.record.borrow().as_ref().map(f).ok_or_else(no_record)
+        self.live
+            .record
+            .borrow()
+            .as_ref()
+            .map(f)
+            .ok_or_else(no_record)
     }
 
     /// Whether this worker created the job.
@@ -431,8 +437,27 @@ impl JobRelay {
 
     /// Why a new stream from `client` may not open, if it may not: the job
     /// is at `RELAY_MAX_SUBSCRIBERS`, or the client at `RELAY_STREAMS_PER_CLIENT`.
-    /// Streams whose clients went away are let go first.
-    fn stream_refusal(&self, config: &Config, client: &str) -> Option<Reply> {
+    ///
+    /// A client that went away is seen only when a write to its stream
+    /// fails (workerd cancels the stream then), so at a cap the streams that
+    /// count against it are probed with a comment first, and the ones whose
+    /// clients are gone let go, rather than holding a slot until the next
+    /// heartbeat.
+    async fn stream_refusal(&self, config: &Config, client: &str) -> Option<Reply> {
+        self.count_refusal(config, client)?;
+        {
+            let subs = self.live.subscribers.borrow();
+            let whole_job = subs.len() >= config.max_subscribers;
+            for sub in subs.iter().filter(|s| whole_job || s.client == client) {
+                let _ = sub.frames.unbounded_send(Ok(PROBE.as_bytes().to_vec()));
+            }
+        }
+        Delay::from(Duration::from_millis(PROBE_MS)).await;
+        self.count_refusal(config, client)
+    }
+
+    /// [`JobRelay::stream_refusal`] by the streams still open now.
+    fn count_refusal(&self, config: &Config, client: &str) -> Option<Reply> {
         let mut subs = self.live.subscribers.borrow_mut();
         subs.retain(Subscriber::open);
         let mine = subs.iter().filter(|s| s.client == client).count();
@@ -452,7 +477,7 @@ impl JobRelay {
         }
         let config = self.config();
         let client = req.headers().get("x-client")?.unwrap_or_default();
-        if let Some(reply) = self.stream_refusal(&config, &client) {
+        if let Some(reply) = self.stream_refusal(&config, &client).await {
             return respond(reply, &[]);
         }
         let last_event_id = req.headers().get("last-event-id")?;
@@ -467,10 +492,10 @@ impl JobRelay {
             record.terminal
         })?;
         if !terminal {
-            self.live.subscribers.borrow_mut().push(Subscriber {
-                client,
-                frames: tx,
-            });
+            self.live
+                .subscribers
+                .borrow_mut()
+                .push(Subscriber { client, frames: tx });
             self.start_heartbeat(config.heartbeat_ms);
         }
         let headers = Headers::new();
