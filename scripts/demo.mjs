@@ -9,7 +9,9 @@
 // worker talks to the real API (APIFRAME_BASE_URL, default
 // https://api.apiframe.ai). The key reaches the worker only as a secret, through
 // a mode-600 .env file in a private temporary directory that is deleted on exit
-// (never on a command line, never in www/). Webhook relay needs a public URL;
+// (never on a command line, never in www/). Before the worker starts, the key
+// is checked against the upstream (GET /v2/me): a refused key stops the demo
+// with a clear message. Webhook relay needs a public URL;
 // set DEMO_PUBLIC_URL (e.g. a tunnel to the port) to turn it on against the
 // real API; without it the page polls.
 //
@@ -136,6 +138,34 @@ async function until(ms, what, check, proc) {
   throw new Error(`${what}: not ready within ${ms} ms ${last ? `(${last})` : ""}\n${proc ? proc.tail() : ""}`);
 }
 
+/**
+ * Asks the upstream whether it takes `key` (`GET /v2/me`), before any
+ * worker starts: the worker answers reads of jobs it did not create itself,
+ * so it can no longer tell. Throws a message that says what to fix; never
+ * prints the key or the upstream's body (which may echo it).
+ */
+export async function checkKey(baseUrl, key) {
+  let res;
+  try {
+    res = await fetch(`${baseUrl.replace(/\/$/, "")}/v2/me`, {
+      headers: { "x-api-key": key, accept: "application/json" },
+      redirect: "manual",
+      signal: AbortSignal.timeout(15000),
+    });
+    await res.body?.cancel();
+  } catch (e) {
+    throw new Error(`cannot reach the upstream at ${baseUrl} to check APIFRAME_API_KEY (${e.cause?.code ?? e.name}): check APIFRAME_BASE_URL and the network`);
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new Error(`the upstream at ${baseUrl} refused APIFRAME_API_KEY (HTTP ${res.status}): check the key (it stays out of this message)`);
+  }
+  if (!res.ok) {
+    console.warn(`demo: warning: GET ${baseUrl}/v2/me answered HTTP ${res.status}; the key could not be confirmed, starting anyway`);
+    return false;
+  }
+  return true;
+}
+
 async function get(url, ms = 2000) {
   const res = await fetch(url, { signal: AbortSignal.timeout(ms) });
   const text = await res.text();
@@ -180,7 +210,8 @@ export async function startStack({
     let upstream = baseUrl;
     let key = apiKey;
     let simUrl = null;
-    if (!real) {
+    if (real) await checkKey(upstream, key);
+    else {
       key = simKey;
       const sim = await startSim({ apiKey: simKey, jobMs, echo });
       parts.push(sim);
@@ -216,9 +247,9 @@ export async function startStack({
     }, worker);
     const lib = await get(`${origin}/pkg/sora_edge_bg.wasm`, 5000);
     if (lib.status !== 200) throw new Error(`the worker does not serve /pkg/sora_edge_bg.wasm (HTTP ${lib.status})`);
+    // A job the worker did not create: its own 404, with no upstream request.
     const api = await get(`${origin}/api/v2/jobs/00000000-0000-4000-8000-000000000000`, 10000);
-    if (!/json/.test(api.type)) throw new Error(`the worker's /api does not answer JSON (HTTP ${api.status} ${api.type})`);
-    if (api.status === 401) throw new Error("the upstream refused the worker's API key (401): check APIFRAME_API_KEY");
+    if (api.status !== 404 || !/json/.test(api.type)) throw new Error(`the worker's /api does not answer as it should (HTTP ${api.status} ${api.type})`);
 
     return {
       url: origin,

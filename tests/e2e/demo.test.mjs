@@ -16,8 +16,11 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { after, afterEach, before, test } from "node:test";
 import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { startStack, freePort, ROOT } from "../../scripts/demo.mjs";
 import { simControl } from "../support/sim-control.mjs";
+import { startSim } from "../support/sim.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const ARGS = [
@@ -127,12 +130,12 @@ async function until(ms, what, fn) {
   throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(last)})`);
 }
 
-async function freshPage() {
+async function freshPage(url = stack.url) {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   page.setDefaultNavigationTimeout(15000);
   await watch(page);
-  await page.goto(`${stack.url}/`);
+  await page.goto(`${url}/`);
   await page.evaluate(() => localStorage.clear());
   await page.reload();
   await page.waitForSelector("html[data-ready='true']");
@@ -424,6 +427,95 @@ testCase("keyboard: the form can be filled and submitted without a mouse", async
   assert(live === "polite", "status updates go to an aria-live region");
   await until(3000, "completion is announced", async () => /ready/i.test((await panel(page)).announcer));
   await page.close();
+});
+
+/**
+ * Runs `make demo`'s command (scripts/demo.mjs) with `env` on `port` until it
+ * prints its URL (resolves `{url, output, stop}`) or exits (resolves
+ * `{exited: code, output}`), within 90 s.
+ */
+function runDemo(port, env) {
+  const child = spawn(process.execPath, [join(ROOT, "scripts", "demo.mjs"), "--port", String(port)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = [];
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once("exit", r));
+    try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }, 8000);
+    await gone;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`make demo printed no URL within 90 s:\n${lines.join("\n")}`));
+    }, 90000);
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on("line", (line) => {
+        lines.push(line);
+        const open = line.match(/Open\s+(http:\/\/127\.0\.0\.1:\d+)\//);
+        if (open) {
+          clearTimeout(timer);
+          resolve({ url: open[1], output: () => lines.join("\n"), stop });
+        }
+      });
+    }
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ exited: code, output: () => lines.join("\n") });
+    });
+  });
+}
+
+testCase("another upstream: make demo with APIFRAME_API_KEY, APIFRAME_BASE_URL and DEMO_PUBLIC_URL runs a job to the end", async () => {
+  const otherKey = `afk_sim_other_${randomBytes(12).toString("hex")}`;
+  const upstream = await startSim({ apiKey: otherKey, jobMs: 3000 });
+  const port = await freePort();
+  const demo = await runDemo(port, {
+    APIFRAME_API_KEY: otherKey,
+    APIFRAME_BASE_URL: upstream.url,
+    DEMO_PUBLIC_URL: `http://127.0.0.1:${port}`,
+  });
+  try {
+    assert(demo.url, `make demo did not start: exit ${demo.exited}\n${demo.output()}`);
+    assert(!demo.output().includes(otherKey), "the key is in make demo's output");
+    const page = await freshPage(demo.url);
+    await fillForm(page, { prompt: "A lighthouse at dusk, waves breaking, slow pan", duration: 4 });
+    await page.click("#generate");
+    await until(30000, "the job completes", async () => {
+      const p = await panel(page);
+      assert(p.state !== "failed" && p.state !== "error", `the job ended ${p.state}: ${JSON.stringify(p.error)}`);
+      return p.state === "completed";
+    });
+    await waitPlaying(page);
+    const stats = await upstream.control.stats();
+    assert.equal(stats.jobsCreated, 1, "one job at the other upstream");
+    assert(stats.webhooks.delivered >= 1, "the relay was on: the upstream's webhooks reached the worker");
+    await page.close();
+  } finally {
+    await demo.stop?.();
+    await upstream.stop();
+  }
+});
+
+testCase("another upstream: make demo with a wrong APIFRAME_API_KEY stops at start-up with a clear message", async () => {
+  const upstream = await startSim({ apiKey: `afk_sim_right_${randomBytes(8).toString("hex")}`, jobMs: 3000 });
+  const wrong = `afk_sim_wrong_${randomBytes(12).toString("hex")}`;
+  try {
+    const demo = await runDemo(await freePort(), { APIFRAME_API_KEY: wrong, APIFRAME_BASE_URL: upstream.url });
+    await demo.stop?.();
+    assert.equal(demo.exited, 1, `make demo should stop (exit 1), got:\n${demo.output()}`);
+    assert.match(demo.output(), /refused APIFRAME_API_KEY \(HTTP 401\)/, demo.output());
+    assert(!demo.output().includes(wrong), "the key is in make demo's output");
+    assert.equal((await upstream.control.stats()).requests.generate ?? 0, 0, "nothing was submitted");
+  } finally {
+    await upstream.stop();
+  }
 });
 
 testCase("secrets: no request carries X-API-Key; the key is in no response body", async (t) => {
