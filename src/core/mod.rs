@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod job;
 pub mod platform;
+pub mod redact;
 pub mod request;
 pub mod schedule;
 pub mod url;
@@ -14,5 +15,6 @@ pub mod value;
 
 pub use error::{ErrorCode, SoraError};
 pub use job::{Job, JobStatus};
+pub use redact::Secrets;
 pub use request::GenerateRequest;
 pub use value::Value;
