@@ -5,8 +5,9 @@
 
 use super::headers::pass_response;
 use super::relay::{sanitise, unsafe_result_scheme, JobMap};
-use super::reply::{redact, Reply};
+use super::reply::Reply;
 use super::route::is_uuid;
+use crate::core::Secrets;
 use serde::Deserialize;
 
 /// The reply for an upstream answer.
@@ -28,7 +29,7 @@ pub fn reply(status: u16, headers: &[(String, String)], body: &str, api_key: &st
     Reply {
         status,
         headers: pass_response(headers),
-        body: redact(body, api_key),
+        body: Secrets::new(&[api_key]).redact(body).into_owned(),
     }
 }
 
