@@ -26,10 +26,11 @@ pub fn reply(status: u16, headers: &[(String, String)], body: &str, api_key: &st
             &format!("the upstream answered with HTTP {status}"),
         );
     }
+    let secrets = Secrets::new(&[api_key]);
     Reply {
         status,
-        headers: pass_response(headers),
-        body: Secrets::new(&[api_key]).redact(body).into_owned(),
+        headers: pass_response(headers, &secrets),
+        body: secrets.redact(body).into_owned(),
     }
 }
 
