@@ -42,7 +42,7 @@ pub struct GenerateRequest {
 }
 
 /// The `soraParams` keys with documented rules, and their client-dialect names.
-const SORA_PARAMS: [(&str, &str); 4] = [
+pub const SORA_PARAMS: [(&str, &str); 4] = [
     ("duration", "duration"),
     ("aspect_ratio", "aspectRatio"),
     ("resolution", "resolution"),

@@ -31,6 +31,8 @@ pub struct Env {
     pub max_subscribers: Option<String>,
     /// `RATE_LIMIT_PERIOD_S`.
     pub rate_limit_period_s: Option<String>,
+    /// `EXTRA_SORA_PARAMS`.
+    pub extra_sora_params: Option<String>,
     /// Whether the `APIFRAME_API_KEY` secret is set (its value stays out of here).
     pub has_key: bool,
 }
@@ -55,6 +57,9 @@ pub struct Config {
     pub max_subscribers: usize,
     /// `Retry-After` (seconds) on a 429 from a rate limiter.
     pub rate_limit_period_s: u32,
+    /// The `soraParams` keys a client may send besides the documented ones:
+    /// `EXTRA_SORA_PARAMS`, comma-separated, trimmed, empty entries dropped.
+    pub extra_sora_params: Vec<String>,
     /// What is wrong with the configuration, if anything (never quotes the key).
     pub problem: Option<String>,
 }
@@ -105,6 +110,15 @@ impl Config {
             rate_limit_period_s: number::<u32>(env.rate_limit_period_s.as_deref())
                 .filter(|s| (1..=86_400).contains(s))
                 .unwrap_or(DEFAULT_RATE_LIMIT_PERIOD_S),
+            extra_sora_params: env
+                .extra_sora_params
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_string)
+                .collect(),
             problem,
         }
     }
@@ -134,6 +148,7 @@ mod tests {
             heartbeat_ms: get("heartbeat"),
             max_subscribers: get("subs"),
             rate_limit_period_s: get("period"),
+            extra_sora_params: get("extra"),
             has_key,
         }
     }
@@ -154,6 +169,7 @@ mod tests {
             (c.max_subscribers, c.rate_limit_period_s, c.public_origin),
             (DEFAULT_MAX_SUBSCRIBERS, 60, None)
         );
+        assert!(c.extra_sora_params.is_empty());
     }
 
     #[test]
@@ -167,6 +183,7 @@ mod tests {
                 ("heartbeat", "50"),
                 ("subs", "0"),
                 ("period", "30"),
+                ("extra", " seed, ,style ,,"),
             ],
             true,
         ));
@@ -178,6 +195,7 @@ mod tests {
         assert_eq!(c.public_origin.as_deref(), Some("http://127.0.0.1:8787"));
         assert_eq!((c.fallback_first_ms, c.heartbeat_ms), (4_000, 100));
         assert_eq!((c.max_subscribers, c.rate_limit_period_s), (1, 30));
+        assert_eq!(c.extra_sora_params, ["seed", "style"]);
     }
 
     #[test]
