@@ -354,7 +354,7 @@ mod tests {
                 whole(),
             ),
             // Fails closed: an unrelated text encoded past the rounds goes too.
-            ("unrelated_past_the_rounds", &both, deep_a, whole()),
+            ("unrelated_past_the_rounds", &both, deep_a.clone(), whole()),
             // Nothing to find: each stays as it is.
             (
                 "unrelated",
@@ -387,6 +387,8 @@ mod tests {
                 hex::encode(NEAR_MISS),
             ),
             ("no_keys", &none, in_sentence(KEY), in_sentence(KEY)),
+            // Without keys even a deep encoding is left alone.
+            ("no_keys_deep", &none, deep_a.clone(), deep_a),
             ("empty_key", &empty, in_sentence(KEY), in_sentence(KEY)),
         ];
         for (name, secrets, text, expected) in cases {
