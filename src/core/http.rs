@@ -1,6 +1,6 @@
 //! Turning HTTP answers into outcomes: the error body (whose shape the docs
 //! never give), `Retry-After` (seconds or an HTTP date), and which statuses
-//! are worth another try.
+//! are worth another try; and finding a header by its name.
 
 use super::error::{ErrorCode, SoraError};
 use super::platform::{number_text, parse_http_date_ms};
@@ -150,6 +150,15 @@ pub fn error_from_status(
     error
 }
 
+/// The value of header `name` among `headers`, names compared ignoring ASCII
+/// case as HTTP compares them; the first when the name appears twice.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Statuses where the same request may succeed later: 408, 429 and 5xx.
 pub fn is_retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..=599).contains(&status)
@@ -268,6 +277,16 @@ mod tests {
         assert!(refused
             .message
             .starts_with("the sora-edge worker answered 403"));
+    }
+
+    #[test]
+    fn headers_by_name_in_any_case() {
+        let headers: Vec<(String, String)> = [("Content-Type", "a"), ("content-type", "b")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(header(&headers, "CONTENT-TYPE"), Some("a"));
+        assert_eq!(header(&headers, "content-length"), None);
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod value;
 
 pub use error::{ErrorCode, SoraError};
 pub use job::{Job, JobStatus};
+pub use redact::Secrets;
 pub use request::GenerateRequest;
 pub use value::Value;

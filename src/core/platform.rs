@@ -1,9 +1,10 @@
 //! What the runtime already parses: URLs, HTTP dates and number text, and
-//! how it prints numbers. In wasm these are the platform's own `URL`,
-//! `Date.parse`, `Number()` and `String(n)` (nothing re-implemented, nothing
-//! linked); on the host, where the tests run, the `url` and `httpdate` crates
-//! and Rust's formatting. The rules that use them
-//! (`core::url`, `core::http`, `core::job`) are written once, over these.
+//! how it prints numbers, base64 and %-decoding. In wasm these are the
+//! platform's own `URL`, `Date.parse`, `Number()`, `String(n)`, `btoa` and
+//! `unescape` (nothing re-implemented, nothing linked); on the host, where
+//! the tests run, the `url`, `httpdate`, `base64` and `percent-encoding`
+//! crates and Rust's formatting. The rules that use them (`core::url`,
+//! `core::http`, `core::job`, `core::redact`) are written once, over these.
 
 /// The parts of a parsed URL that the rules look at, as WHATWG `URL` gives them.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,12 +15,18 @@ pub struct UrlParts {
     pub hostname: String,
 }
 
-pub use imp::{number_text, parse_http_date_ms, parse_number, parse_url};
+pub use imp::{base64, number_text, parse_http_date_ms, parse_number, parse_url, percent_decode};
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::UrlParts;
-    use wasm_bindgen::JsValue;
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(catch, js_name = btoa)]
+        fn js_btoa(binary: &str) -> Result<String, JsValue>;
+    }
 
     /// `new URL(text)`, `None` when it throws.
     pub fn parse_url(text: &str) -> Option<UrlParts> {
@@ -49,6 +56,21 @@ mod imp {
     /// `Number(text)`, `None` for NaN. Rust's float parser would cost about 13 KB.
     pub fn parse_number(text: &str) -> Option<f64> {
         Some(js_sys::Number::from(JsValue::from_str(text)).value_of()).filter(|n| !n.is_nan())
+    }
+
+    /// `btoa` of the bytes as a binary string (one char per byte, which
+    /// `btoa` never refuses). The `base64` crate's engine measured 670 B gzip.
+    pub fn base64(bytes: &[u8]) -> String {
+        let binary: String = bytes.iter().copied().map(char::from).collect();
+        js_btoa(&binary).unwrap_or_default()
+    }
+
+    /// `unescape(text)`, `None` when it changes nothing. Unlike the host's
+    /// decoder it also reads `%uXXXX` and reads bytes over `%7F` as single
+    /// characters, not UTF-8: ASCII reads the same either way. The
+    /// `percent-encoding` crate with its lossy UTF-8 decoding measured 790 B gzip.
+    pub fn percent_decode(text: &str) -> Option<String> {
+        Some(String::from(js_sys::unescape(text))).filter(|decoded| decoded != text)
     }
 }
 
@@ -85,5 +107,20 @@ mod imp {
     /// A decimal number.
     pub fn parse_number(text: &str) -> Option<f64> {
         text.parse().ok()
+    }
+
+    /// Standard base64 with padding, as `btoa` writes it.
+    pub fn base64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// `text` with every `%XX` decoded (the bytes read as UTF-8, lossily);
+    /// `None` when it has none.
+    pub fn percent_decode(text: &str) -> Option<String> {
+        match percent_encoding::percent_decode_str(text).decode_utf8_lossy() {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(decoded) => Some(decoded),
+        }
     }
 }

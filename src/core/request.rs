@@ -42,7 +42,7 @@ pub struct GenerateRequest {
 }
 
 /// The `soraParams` keys with documented rules, and their client-dialect names.
-const SORA_PARAMS: [(&str, &str); 4] = [
+pub const SORA_PARAMS: [(&str, &str); 4] = [
     ("duration", "duration"),
     ("aspect_ratio", "aspectRatio"),
     ("resolution", "resolution"),
@@ -357,6 +357,24 @@ fn check_webhook_events(value: &Value) -> Result<Vec<String>, SoraError> {
         }
     }
     Ok(events)
+}
+
+/// Checks an idempotency key by the upstream's rule for its `Idempotency-Key`
+/// header: 1 to 255 visible ASCII characters. `field` names the key as the
+/// caller gave it: the client's `idempotencyKey` option, or the header
+/// itself at the edge.
+///
+/// # Errors
+/// `invalid_request` naming `field`.
+pub fn check_idempotency_key(field: &str, key: &str) -> Result<(), SoraError> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    Err(rule_broken(
+        field,
+        "must be 1 to 255 visible ASCII characters",
+        &Value::String(key.to_string()),
+    ))
 }
 
 /// `{field} {rule} (got {value})`: the shape of most messages here, built

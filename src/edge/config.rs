@@ -37,6 +37,8 @@ pub struct Env {
     pub streams_per_client: Option<String>,
     /// `RATE_LIMIT_PERIOD_S`.
     pub rate_limit_period_s: Option<String>,
+    /// `EXTRA_SORA_PARAMS`.
+    pub extra_sora_params: Option<String>,
     /// Whether the `APIFRAME_API_KEY` secret is set (its value stays out of here).
     pub has_key: bool,
 }
@@ -63,6 +65,9 @@ pub struct Config {
     pub streams_per_client: usize,
     /// `Retry-After` (seconds) on a 429 from a rate limiter.
     pub rate_limit_period_s: u32,
+    /// The `soraParams` keys a client may send besides the documented ones:
+    /// `EXTRA_SORA_PARAMS`, comma-separated, trimmed, empty entries dropped.
+    pub extra_sora_params: Vec<String>,
     /// What is wrong with the configuration, if anything (never quotes the key).
     pub problem: Option<String>,
 }
@@ -115,6 +120,15 @@ impl Config {
             rate_limit_period_s: number::<u32>(env.rate_limit_period_s.as_deref())
                 .filter(|s| (1..=86_400).contains(s))
                 .unwrap_or(DEFAULT_RATE_LIMIT_PERIOD_S),
+            extra_sora_params: env
+                .extra_sora_params
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_string)
+                .collect(),
             problem,
         }
     }
@@ -145,6 +159,7 @@ mod tests {
             max_subscribers: get("subs"),
             streams_per_client: get("per_client"),
             rate_limit_period_s: get("period"),
+            extra_sora_params: get("extra"),
             has_key,
         }
     }
@@ -166,6 +181,7 @@ mod tests {
             (DEFAULT_MAX_SUBSCRIBERS, 60, None)
         );
         assert_eq!(c.streams_per_client, DEFAULT_STREAMS_PER_CLIENT);
+        assert!(c.extra_sora_params.is_empty());
     }
 
     #[test]
@@ -180,6 +196,7 @@ mod tests {
                 ("subs", "0"),
                 ("per_client", "2"),
                 ("period", "30"),
+                ("extra", " seed, ,style ,,"),
             ],
             true,
         ));
@@ -192,6 +209,7 @@ mod tests {
         assert_eq!((c.fallback_first_ms, c.heartbeat_ms), (4_000, 100));
         assert_eq!((c.max_subscribers, c.rate_limit_period_s), (1, 30));
         assert_eq!(c.streams_per_client, 2);
+        assert_eq!(c.extra_sora_params, ["seed", "style"]);
     }
 
     #[test]

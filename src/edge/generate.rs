@@ -1,8 +1,14 @@
 //! The generate body: validated with the library's own wire-format rules,
 //! then rewritten so that the worker, not the client, chooses where the
 //! upstream's webhooks go.
+//!
+//! Its members are an allowlist: the documented fields, and in `soraParams`
+//! the documented parameters plus those the operator names in
+//! `EXTRA_SORA_PARAMS`. Anything else could be a way to make the upstream
+//! call out (`callbackUrl`, `notify_url`) and is refused by name.
 
-use super::reply::Reply;
+use super::reply::{shown, Reply};
+use crate::core::request::SORA_PARAMS;
 use crate::core::GenerateRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -13,6 +19,10 @@ pub const WEBHOOK_PATH: &str = "/api/webhooks/apiframe";
 
 /// The events the worker subscribes to for relay.
 pub const RELAY_EVENTS: [&str; 3] = ["progress", "completed", "failed"];
+
+/// The top-level members a client may send. `webhookEvents` is checked and
+/// then replaced by the worker's own choice.
+pub const ACCEPTED_FIELDS: [&str; 4] = ["prompt", "model", "soraParams", "webhookEvents"];
 
 /// The worker's own webhook URL from `PUBLIC_URL`; `None` (relay off) when
 /// it is unset, empty, or not an absolute http(s) URL.
@@ -63,7 +73,7 @@ fn refuse(field: &str) -> Reply {
 
 /// Refuses a client-chosen webhook anywhere the upstream might read one: a
 /// top-level `webhookUrl` in any spelling, and any `webhook…` key inside
-/// `soraParams` (passed through untouched otherwise).
+/// `soraParams`, whatever `extra_params` allows.
 fn refuse_client_webhooks(body: &Map<String, Value>) -> Result<(), Reply> {
     if let Some(key) = body.keys().find(|k| folded(k) == "webhookurl") {
         return Err(refuse(key));
@@ -76,21 +86,62 @@ fn refuse_client_webhooks(body: &Map<String, Value>) -> Result<(), Reply> {
     Ok(())
 }
 
+/// Refuses every member that is not allowed: at the top level, any but
+/// [`ACCEPTED_FIELDS`]; in `soraParams`, any but the documented parameters
+/// and `extra_params`.
+fn refuse_unknown_members(body: &Map<String, Value>, extra_params: &[String]) -> Result<(), Reply> {
+    if let Some(key) = body.keys().find(|k| !ACCEPTED_FIELDS.contains(&k.as_str())) {
+        return Err(Reply::invalid(
+            key,
+            &format!(
+                "{} is not a field of the generate body (fields: {})",
+                shown(key),
+                ACCEPTED_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let Some(Value::Object(params)) = body.get("soraParams") else {
+        return Ok(());
+    };
+    let allowed: Vec<&str> = SORA_PARAMS
+        .iter()
+        .map(|(wire, _)| *wire)
+        .chain(extra_params.iter().map(String::as_str))
+        .collect();
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(Reply::invalid(
+            &format!("soraParams.{key}"),
+            &format!(
+                "soraParams member {} is not an allowed parameter (allowed: {}); the operator of this worker can allow it by adding it to EXTRA_SORA_PARAMS",
+                shown(key),
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Validates a generate body and returns the body to send upstream.
 ///
 /// With relay on (`webhook_url` is the worker's own), the body gets that
 /// `webhookUrl` and `webhookEvents` ["progress","completed","failed"].
-/// Without relay, no webhook fields are sent.
+/// Without relay, no webhook fields are sent. `extra_params` are the
+/// `soraParams` keys allowed besides the documented ones (`EXTRA_SORA_PARAMS`).
 ///
 /// # Errors
 /// 400 naming the field: invalid JSON (`body`), a client-chosen webhook URL,
-/// or any rule of the wire format.
-pub fn rewrite(body: &[u8], webhook_url: Option<&str>) -> Result<String, Reply> {
+/// a member not allowed, or any rule of the wire format.
+pub fn rewrite(
+    body: &[u8],
+    webhook_url: Option<&str>,
+    extra_params: &[String],
+) -> Result<String, Reply> {
     let value = parse_body(body)?;
     let object = value
         .as_object()
         .ok_or_else(|| Reply::invalid("body", "body must be a JSON object"))?;
     refuse_client_webhooks(object)?;
+    refuse_unknown_members(object, extra_params)?;
     // The wire-format rules are the library's (crate::core::request), read from
     // the core's serde value: one set of rules for the client and the edge.
     let core_value = crate::core::Value::deserialize(&value)
@@ -215,7 +266,7 @@ mod tests {
             ),
         ];
         for (name, body, field) in cases {
-            let reply = rewrite(body, Some(HOOK)).expect_err(name);
+            let reply = rewrite(body, Some(HOOK), &[]).expect_err(name);
             assert_eq!(reply.status, 400, "{name}");
             let json: Value = serde_json::from_str(&reply.body).unwrap();
             assert_eq!(json["error"]["field"], field, "{name}: {}", reply.body);
@@ -224,14 +275,130 @@ mod tests {
     }
 
     #[test]
+    fn members_by_allowlist() {
+        const WEBHOOK: &str = "receives the webhooks itself";
+        const EXTRA: &str = "adding it to EXTRA_SORA_PARAMS";
+        let seed = ["seed".to_string()];
+        /// A case, its body, its extra parameters, and the field it is
+        /// refused for with a part of the message; `None` when accepted.
+        type Row<'a> = (&'a str, &'a str, &'a [String], Option<(&'a str, &'a str)>);
+        let cases: [Row; 13] = [
+            (
+                "every_documented_member",
+                r#"{"prompt":"a","model":"sora-2-pro","webhookEvents":["completed"],"soraParams":{"duration":8,"aspect_ratio":"16:9","resolution":"high","start_image":"https://cdn.test/a.png"}}"#,
+                &[],
+                None,
+            ),
+            (
+                "callback_url",
+                r#"{"prompt":"a","model":"sora-2","callbackUrl":"https://evil.test/h"}"#,
+                &[],
+                Some(("callbackUrl", "\"callbackUrl\" is not a field")),
+            ),
+            (
+                "notify_url",
+                r#"{"prompt":"a","model":"sora-2","notify_url":"https://evil.test/h"}"#,
+                &[],
+                Some(("notify_url", "\"notify_url\" is not a field")),
+            ),
+            (
+                "unknown_top_level",
+                r#"{"prompt":"a","model":"sora-2","future_field":1}"#,
+                &[],
+                Some((
+                    "future_field",
+                    "fields: prompt, model, soraParams, webhookEvents",
+                )),
+            ),
+            (
+                "webhook_url_keeps_its_message",
+                r#"{"prompt":"a","model":"sora-2","webhook_url":"https://evil.test/h"}"#,
+                &[],
+                Some(("webhook_url", WEBHOOK)),
+            ),
+            (
+                "nested_callback_url",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"callbackUrl":"https://evil.test/h"}}"#,
+                &[],
+                Some(("soraParams.callbackUrl", EXTRA)),
+            ),
+            (
+                "nested_notify_url",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"notify_url":"https://evil.test/h"}}"#,
+                &[],
+                Some(("soraParams.notify_url", EXTRA)),
+            ),
+            (
+                "nested_webhook_url",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"webhook_url":"https://evil.test/h"}}"#,
+                &[],
+                Some(("soraParams.webhook_url", WEBHOOK)),
+            ),
+            (
+                "extra_cannot_allow_a_webhook",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"webhook_url":"https://evil.test/h"}}"#,
+                &["webhook_url".to_string()],
+                Some(("soraParams.webhook_url", WEBHOOK)),
+            ),
+            (
+                "seed_not_allowed",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"seed":7}}"#,
+                &[],
+                Some((
+                    "soraParams.seed",
+                    "member \"seed\" is not an allowed parameter",
+                )),
+            ),
+            (
+                "seed_allowed",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"seed":7}}"#,
+                &seed,
+                None,
+            ),
+            (
+                "extra_is_for_sora_params_only",
+                r#"{"prompt":"a","model":"sora-2","seed":7}"#,
+                &seed,
+                Some(("seed", "\"seed\" is not a field")),
+            ),
+            (
+                "extra_allows_only_itself",
+                r#"{"prompt":"a","model":"sora-2","soraParams":{"seed":7,"style":"x"}}"#,
+                &seed,
+                Some((
+                    "soraParams.style",
+                    "allowed: duration, aspect_ratio, resolution, start_image, seed",
+                )),
+            ),
+        ];
+        for (name, body, extra, refusal) in cases {
+            let result = rewrite(body.as_bytes(), Some(HOOK), extra);
+            match refusal {
+                None => assert!(result.is_ok(), "{name}: {result:?}"),
+                Some((field, message)) => {
+                    let reply = result.expect_err(name);
+                    let json: Value = serde_json::from_str(&reply.body).unwrap();
+                    assert_eq!(reply.status, 400, "{name}");
+                    assert_eq!(json["error"]["code"], "invalid_request", "{name}");
+                    assert_eq!(json["error"]["field"], field, "{name}");
+                    let text = json["error"]["message"].as_str().unwrap();
+                    assert!(text.contains(message), "{name}: {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn relay_sets_the_workers_own_webhook() {
+        // An operator-allowed parameter passes through as it came.
+        let extra = ["future_field".to_string()];
         let body = br#"{"prompt":"a cat [ms=1500]","model":"sora-2","webhookEvents":["completed"],"soraParams":{"duration":8,"future_field":{"x":1}}}"#;
         assert_eq!(
-            rewrite(body, Some(HOOK)).unwrap(),
+            rewrite(body, Some(HOOK), &extra).unwrap(),
             r#"{"prompt":"a cat [ms=1500]","model":"sora-2","webhookUrl":"https://worker.test/api/webhooks/apiframe","webhookEvents":["progress","completed","failed"],"soraParams":{"duration":8,"future_field":{"x":1}}}"#
         );
         assert_eq!(
-            rewrite(body, None).unwrap(),
+            rewrite(body, None, &extra).unwrap(),
             r#"{"prompt":"a cat [ms=1500]","model":"sora-2","soraParams":{"duration":8,"future_field":{"x":1}}}"#
         );
     }

@@ -7,6 +7,7 @@ use super::cors::decide;
 use super::headers::{check_declared_length, forward_request, is_json, FORWARDED_REQUEST_HEADERS};
 use super::reply::Reply;
 use super::route::{route, split_url, Route, Routed};
+use crate::core::http::header;
 
 /// A request the worker goes on with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,13 +52,6 @@ pub fn plan_headers(method: &str) -> &'static [&'static str] {
         "POST" => &WITH_BODY,
         _ => &READ,
     }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// Decides what to do with a request from its method, absolute URL and

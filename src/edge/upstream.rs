@@ -40,7 +40,7 @@ fn bad(message: &str) -> Reply {
 /// An upstream string as a client may see it: redacted, then bounded (so a
 /// cut never leaves part of a key).
 fn text(secrets: &Secrets, value: &str) -> Value {
-    Value::String(shorten(secrets.redact(value), MAX_TEXT_CHARS))
+    Value::String(shorten(secrets.redact(value).into_owned(), MAX_TEXT_CHARS))
 }
 
 fn number(n: f64) -> Value {
@@ -104,7 +104,7 @@ fn refusal_body(status: u16, body: &str, secrets: &Secrets) -> String {
     let message = parsed
         .as_ref()
         .and_then(UpstreamErrorBody::message)
-        .map(|m| shorten(secrets.redact(&m), MAX_TEXT_CHARS))
+        .map(|m| shorten(secrets.redact(&m).into_owned(), MAX_TEXT_CHARS))
         .unwrap_or_else(|| format!("the upstream answered HTTP {status} without a JSON message"));
     // A field name is only ever an identifier; anything else is dropped.
     let field = parsed

@@ -2,6 +2,7 @@
 //! so a wrong type becomes an ordinary `invalid_request` that names the
 //! option, the rule and the value, never a panic at the boundary.
 
+use crate::core::request::check_idempotency_key;
 use crate::core::value::shorten;
 use crate::core::SoraError;
 use js_sys::{Function, Object, JSON};
@@ -167,13 +168,7 @@ impl Options {
         }
         let idempotency_key = string(get("idempotencyKey"), "idempotencyKey")?;
         if let Some(key) = &idempotency_key {
-            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(invalid(
-                    "idempotencyKey",
-                    "must be 1 to 255 printable ASCII characters",
-                    &JsValue::from_str(key),
-                ));
-            }
+            check_idempotency_key("idempotencyKey", key)?;
         }
         let transport = match read(
             get("transport"),

@@ -91,6 +91,7 @@ fn read_config(env: &Env) -> Config {
         max_subscribers: text(env, "RELAY_MAX_SUBSCRIBERS"),
         streams_per_client: text(env, "RELAY_STREAMS_PER_CLIENT"),
         rate_limit_period_s: text(env, "RATE_LIMIT_PERIOD_S"),
+        extra_sora_params: text(env, "EXTRA_SORA_PARAMS"),
         has_key: !api_key(env).is_empty(),
     })
 }
@@ -221,7 +222,11 @@ async fn generate_job(
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
-    let rewritten = match generate::rewrite(&body, config.webhook_url.as_deref()) {
+    let rewritten = match generate::rewrite(
+        &body,
+        config.webhook_url.as_deref(),
+        &config.extra_sora_params,
+    ) {
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
