@@ -120,12 +120,9 @@ try {
     if (RELAY) bindings.PUBLIC_URL = `http://127.0.0.1:${port}`;
     const options = { ...workerOptions(port, bindings), scriptPath: resolve(ROOT, dir, "index.js") };
     const t = await start(dir, PROFILE && i === 0 ? { ...options, inspectorPort } : options);
-    t.path = plain.path;
-    if (RELAY) {
-      // A job generated through the worker: its object knows it, as in bench/proxy.mjs.
-      const res = await generateJob(`${t.url}/api/v2/videos/generate`, "cpu bench (relay)");
-      t.path = `/api/v2/jobs/${res.jobId}`;
-    }
+    // A job generated through the worker: the worker reads only jobs it created.
+    const res = await generateJob(`${t.url}/api/v2/videos/generate`, `cpu bench (${dir})`);
+    t.path = `/api/v2/jobs/${res.jobId}`;
     targets.push(t);
   }
   for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY }); // warm-up

@@ -32,10 +32,12 @@ try {
   const plain = await startPlainWorker(sim.url);
   const ours = await startWorker({ simUrl: sim.url, vars: { PUBLIC_URL: undefined }, rateLimit: null });
   const relay = await startWorker({ simUrl: sim.url, vars: { RELAY_FALLBACK_MS: "600000" }, rateLimit: null });
+  // Jobs generated through each worker: the worker reads only jobs it created.
+  const viaOurs = await generateJob(`${ours.url}/api/v2/videos/generate`, "proxy bench");
   const viaRelay = await generateJob(`${relay.url}/api/v2/videos/generate`, "proxy bench (relay)");
   targets.push(
     { name: "plain", w: plain, path: `/api/v2/jobs/${direct.jobId}` },
-    { name: "ours", w: ours, path: `/api/v2/jobs/${direct.jobId}` },
+    { name: "ours", w: ours, path: `/api/v2/jobs/${viaOurs.jobId}` },
     { name: "ours+relay", w: relay, path: `/api/v2/jobs/${viaRelay.jobId}` },
   );
   for (const t of targets) {

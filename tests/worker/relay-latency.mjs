@@ -60,7 +60,12 @@ const fmt = (ms) => `${ms.toFixed(1)} ms`;
 // response is stamped on arrival and parsed later (setImmediate), so that
 // parsing one subscriber's event does not delay the stamp of the next one's
 // in the same turn. An event's time is the arrival of the chunk that ended it.
+// Each subscriber is its own client (CF-Connecting-IP), as 100 viewers would
+// be: the worker caps streams per job and client address.
+let subscriberCount = 0;
 function openStream(base, jobId) {
+  subscriberCount += 1;
+  const client = `198.18.${subscriberCount >> 8 & 255}.${subscriberCount & 255}`;
   let firstSeen;
   const first = new Promise((r) => (firstSeen = r));
   let terminalAt = null;
@@ -74,7 +79,7 @@ function openStream(base, jobId) {
     },
   });
   const opened = new Promise((resolveOpen, reject) => {
-    const req = get(`${base}/api/v2/jobs/${jobId}/events`, { agent: false }, (res) => {
+    const req = get(`${base}/api/v2/jobs/${jobId}/events`, { agent: false, headers: { "cf-connecting-ip": client } }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`events: HTTP ${res.statusCode}`));
       resolveOpen(res);
     });
