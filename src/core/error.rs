@@ -3,7 +3,9 @@
 //! JavaScript `SoraEdgeError` (CONTRACT.md §1), so the boundary builds that
 //! error in one place.
 
+use super::redact::Secrets;
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 
 /// What went wrong, as a stable code (`SoraEdgeError.code` in JavaScript).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,31 +154,12 @@ impl SoraError {
         self
     }
 
-    /// Removes every occurrence of `secret` from the message. Upstream bodies
-    /// are quoted in messages, and an upstream could echo the key back.
-    pub fn redact(mut self, secret: &str) -> SoraError {
-        // By hand, like `str::replace`: the general substring search it
-        // links is large. A match of a whole `str` starts and ends on char
-        // boundaries, so the slices below are valid.
-        let (text, needle) = (self.message.as_bytes(), secret.as_bytes());
-        if needle.is_empty() {
-            return self;
-        }
-        let mut out = String::new();
-        let (mut copied, mut at) = (0, 0);
-        while at + needle.len() <= text.len() {
-            if text[at..].starts_with(needle) {
-                out.push_str(&self.message[copied..at]);
-                out.push_str("[redacted]");
-                at += needle.len();
-                copied = at;
-            } else {
-                at += 1;
-            }
-        }
-        if copied > 0 {
-            out.push_str(&self.message[copied..]);
-            self.message = out;
+    /// The message as a client may see it: `secrets` redacted from it
+    /// ([`Secrets::redact`]). Upstream bodies are quoted in messages, and an
+    /// upstream could echo the key back.
+    pub fn redact(mut self, secrets: &Secrets) -> SoraError {
+        if let Cow::Owned(redacted) = secrets.redact(&self.message) {
+            self.message = redacted;
         }
         self
     }
@@ -216,7 +199,12 @@ mod tests {
 
     #[test]
     fn redaction_removes_every_copy_of_the_key() {
-        let e = SoraError::new(ErrorCode::Upstream, "key sk-1 and again sk-1.").redact("sk-1");
+        let secrets = Secrets::new(&["sk-test-key-1"]);
+        let e = SoraError::new(
+            ErrorCode::Upstream,
+            "key SK-TEST-KEY-1 and again sk-test-key-1.",
+        )
+        .redact(&secrets);
         assert_eq!(e.message, "key [redacted] and again [redacted].");
     }
 }

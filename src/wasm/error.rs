@@ -2,7 +2,7 @@
 //! with its serialized fields as own properties so callers can branch on
 //! `code`, and its `cause`. Every rejection is built here.
 
-use crate::core::SoraError;
+use crate::core::{Secrets, SoraError};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/npm/errors.js")]
@@ -18,7 +18,7 @@ extern "C" {
 /// message, whatever produced it.
 pub fn to_js(error: SoraError, secret: Option<&str>) -> JsValue {
     let mut error = match secret {
-        Some(key) => error.redact(key),
+        Some(key) => error.redact(&Secrets::new(&[key])),
         None => error,
     };
     let options = js_sys::Object::new();
