@@ -81,12 +81,10 @@ pub fn merge(stored: Option<&JobMap>, incoming: JobMap, job_id: &str) -> Result<
     if !id_matches {
         return Err(bad("job id does not match the job asked for"));
     }
-    if status_of(&incoming).is_none() {
-        return Err(bad("job has no status"));
-    }
-    let merged = match stored.filter(|s| status_of(s).is_some()) {
+    let new_status = status_of(&incoming).ok_or_else(|| bad("job has no status"))?;
+    let merged = match stored.and_then(|s| Some((s, status_of(s)?))) {
         None => fresh(incoming),
-        Some(old) => combine(old, incoming),
+        Some((old, old_status)) => combine(old, old_status, incoming, new_status),
     };
     let status = status_of(&merged).ok_or_else(|| bad("merged job has no status"))?;
     Ok(Merged {
@@ -111,9 +109,7 @@ fn is_missing(value: Option<&Value>) -> bool {
     matches!(value, None | Some(Value::Null))
 }
 
-fn combine(old: &JobMap, incoming: JobMap) -> JobMap {
-    let old_status = status_of(old).expect("checked by the caller");
-    let new_status = status_of(&incoming).expect("checked by the caller");
+fn combine(old: &JobMap, old_status: JobStatus, incoming: JobMap, new_status: JobStatus) -> JobMap {
     let mut out = old.clone();
     if old_status.is_terminal() {
         // Final. A later read of the same outcome may only fill in what is missing.
