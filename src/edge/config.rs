@@ -1,5 +1,6 @@
 //! The worker's configuration, read from its environment once per isolate.
 
+use super::auth::{Auth, AuthEnv};
 use super::generate::own_webhook_url;
 use super::relay::fallback_first_ms;
 use super::sse::HEARTBEAT_MS;
@@ -41,6 +42,8 @@ pub struct Env {
     pub extra_sora_params: Option<String>,
     /// Whether the `APIFRAME_API_KEY` secret is set (its value stays out of here).
     pub has_key: bool,
+    /// The identity settings (`AUTH_*`, `TURNSTILE_*`).
+    pub auth: AuthEnv,
 }
 
 /// The settings the worker runs with.
@@ -70,6 +73,8 @@ pub struct Config {
     pub extra_sora_params: Vec<String>,
     /// What is wrong with the configuration, if anything (never quotes the key).
     pub problem: Option<String>,
+    /// Who may spend.
+    pub auth: Auth,
 }
 
 fn number<T: std::str::FromStr>(text: Option<&str>) -> Option<T> {
@@ -130,6 +135,7 @@ impl Config {
                 .map(str::to_string)
                 .collect(),
             problem,
+            auth: Auth::from_env(&env.auth),
         }
     }
 
@@ -161,6 +167,7 @@ mod tests {
             rate_limit_period_s: get("period"),
             extra_sora_params: get("extra"),
             has_key,
+            auth: AuthEnv::default(),
         }
     }
 

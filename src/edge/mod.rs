@@ -17,6 +17,7 @@
 //! - [`upstream`]: what the client gets back from an upstream answer;
 //! - [`reply`]: the JSON error bodies and the worker's own replies.
 
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod generate;

@@ -1,4 +1,4 @@
-//! Routing: the four routes of CONTRACT.md §2 and nothing else.
+//! Routing: the worker's five routes (docs/ARCHITECTURE.md) and nothing else.
 //!
 //! The path is checked before it is matched. No route needs a percent
 //! sign, a dot segment, an empty segment or a backslash, so a path with any
@@ -17,6 +17,9 @@ pub enum Route {
     Job(String),
     /// `GET /api/v2/jobs/{uuid}/events`
     Events(String),
+    /// `POST /api/v2/jobs/{uuid}/ticket`: a short-lived ticket for the
+    /// events stream, which an `EventSource` opens without headers.
+    Ticket(String),
     /// `POST /api/webhooks/apiframe`
     Webhook,
 }
@@ -25,7 +28,7 @@ impl Route {
     /// The method the route serves (besides `OPTIONS`).
     pub fn method(&self) -> &'static str {
         match self {
-            Route::Generate | Route::Webhook => "POST",
+            Route::Generate | Route::Webhook | Route::Ticket(_) => "POST",
             Route::Job(_) | Route::Events(_) => "GET",
         }
     }
@@ -33,7 +36,7 @@ impl Route {
     /// The job id in the path, if the route has one.
     pub fn job_id(&self) -> Option<&str> {
         match self {
-            Route::Job(id) | Route::Events(id) => Some(id),
+            Route::Job(id) | Route::Events(id) | Route::Ticket(id) => Some(id),
             _ => None,
         }
     }
@@ -118,6 +121,7 @@ pub fn route(method: &str, path: &str) -> Result<Routed, Reply> {
         ["api", "webhooks", "apiframe"] => Route::Webhook,
         ["api", "v2", "jobs", id] if !id.is_empty() => job_route(id, Route::Job)?,
         ["api", "v2", "jobs", id, "events"] => job_route(id, Route::Events)?,
+        ["api", "v2", "jobs", id, "ticket"] => job_route(id, Route::Ticket)?,
         _ => return Err(Reply::not_found(path)),
     };
     if method == "OPTIONS" {
@@ -196,6 +200,13 @@ mod tests {
                 "/api/webhooks/apiframe".into(),
                 Ok(Routed::Call(Route::Webhook)),
             ),
+            (
+                "ticket",
+                "POST",
+                format!("/api/v2/jobs/{ID}/ticket"),
+                Ok(Routed::Call(Route::Ticket(ID.into()))),
+            ),
+            ("ticket_get", "GET", format!("/api/v2/jobs/{ID}/ticket"), Err(405)),
             (
                 "preflight_generate",
                 "OPTIONS",
