@@ -561,6 +561,8 @@ impl DurableObject for JobRelay {
             "/read" => self.read(req).await,
             "/events" => self.events(req).await,
             "/merge" => self.merge(req).await,
+            #[cfg(feature = "test-routes")]
+            "/panic" => crate::test_routes::object_panic(&self.live.record),
             _ => Response::error("no such relay operation", 404),
         }
     }
