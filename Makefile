@@ -24,7 +24,7 @@ ARTIFACTS := tests/artifacts
 
 help:
 	@echo "make setup   install what a fresh Debian 12 machine needs (idempotent)"
-	@echo "make build   simulator (native) + wasm package (pkg/) + edge worker (worker/build/)"
+	@echo "make build   simulator (native) + wasm package (pkg/) + edge worker (worker/build/, and its test build worker/build-test/)"
 	@echo "make test    setup, build, lints, cargo tests, wasm tests (Node, Chromium), types, bundlers (incl. the README quick starts), size"
 	@echo "make size    gzip -9 size of the browser build (ceiling SIZE_CEILING=$(SIZE_CEILING) bytes)"
 	@echo "make demo    simulator + edge worker (local workerd) serving the page on http://127.0.0.1:$(DEMO_PORT)/ (Ctrl-C stops it)"
@@ -36,6 +36,7 @@ build:
 	cargo build --release -p apiframe-sim
 	bash scripts/build.sh
 	bash scripts/build-worker.sh
+	SORA_EDGE_TEST_ROUTES=1 bash scripts/build-worker.sh
 
 # ----------------------------------------------------------------------- test
 test: test-clean setup build lint test-native test-wasm-node test-wasm-chromium test-worker test-faults test-e2e test-types test-bundlers size
@@ -51,6 +52,7 @@ lint:
 	cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --features edge -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p sora-edge-worker -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p sora-edge-worker --features test-routes -- -D warnings
 
 $(ARTIFACTS):
 	@mkdir -p $@

@@ -35,15 +35,17 @@ export const startSim = (extraArgs = []) => startSimulator({ apiKey: API_KEY, ex
 
 /** The worker as scripts/build-worker.sh builds it. */
 export const WORKER_ENTRY = resolve(ROOT, "worker/build/index.js");
+/** The test build (`SORA_EDGE_TEST_ROUTES=1 bash scripts/build-worker.sh`): test routes that panic. */
+export const TEST_WORKER_ENTRY = resolve(ROOT, "worker/build-test/index.js");
 
-/** Miniflare options that run our worker (worker/build) as wrangler would. */
-export function workerOptions(port, bindings) {
+/** Miniflare options that run our worker (worker/build, or `entry`) as wrangler would. */
+export function workerOptions(port, bindings, entry = WORKER_ENTRY) {
   return {
     host: "127.0.0.1",
     port,
     modules: true,
     rootPath: ROOT,
-    scriptPath: WORKER_ENTRY,
+    scriptPath: entry,
     modulesRoot: ROOT,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
@@ -57,11 +59,18 @@ export function workerOptions(port, bindings) {
 
 /**
  * Starts the worker (worker/build) in workerd on a free port. `rateLimit`
- * limits generates per client; `null` leaves the binding out.
+ * limits generates per client; `null` leaves the binding out. `testRoutes`
+ * runs the test build (worker/build-test) instead. `onLog(text)`, when
+ * given, gets workerd's stdout and stderr (its console output) as they come.
  */
-export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 } }) {
-  if (!existsSync(WORKER_ENTRY)) {
-    throw new Error("worker/build/ is missing: bash scripts/build-worker.sh");
+export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 }, testRoutes = false, onLog }) {
+  const entry = testRoutes ? TEST_WORKER_ENTRY : WORKER_ENTRY;
+  if (!existsSync(entry)) {
+    throw new Error(
+      testRoutes
+        ? "worker/build-test/ is missing: SORA_EDGE_TEST_ROUTES=1 bash scripts/build-worker.sh"
+        : "worker/build/ is missing: bash scripts/build-worker.sh",
+    );
   }
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -75,8 +84,19 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
     ...vars,
   };
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+  const stdio = onLog
+    ? {
+        handleRuntimeStdio(stdout, stderr) {
+          for (const stream of [stdout, stderr]) {
+            stream.setEncoding("utf8");
+            stream.on("data", (text) => onLog(text));
+          }
+        },
+      }
+    : {};
   const mf = new Miniflare({
-    ...workerOptions(port, bindings),
+    ...workerOptions(port, bindings, entry),
+    ...stdio,
     ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {},
   });
   const ready = await within(30000, mf.ready, "miniflare start");

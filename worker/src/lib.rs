@@ -14,6 +14,8 @@
 
 mod relay;
 mod respond;
+#[cfg(feature = "test-routes")]
+mod test_routes;
 mod upstream;
 
 use futures_util::StreamExt;
@@ -133,6 +135,10 @@ fn start() {
 /// which a status read, the hot path, never uses.
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    #[cfg(feature = "test-routes")]
+    if let Some(res) = test_routes::route(&req, &env).await {
+        return res;
+    }
     let config = config_of(&env);
     // By name: iterating every header a browser sends costs crossings per
     // name and value, and `plan` reads only these.

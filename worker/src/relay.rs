@@ -543,6 +543,8 @@ impl DurableObject for JobRelay {
             "/events" => self.events(req).await,
             "/merge" => self.merge(req).await,
             "/known" => self.known(),
+            #[cfg(feature = "test-routes")]
+            "/panic" => crate::test_routes::object_panic(&self.live.record),
             _ => Response::error("no such relay operation", 404),
         }
     }
