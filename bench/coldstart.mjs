@@ -47,7 +47,7 @@ async function coldWorker(kind) {
   const t0 = performance.now();
   const mf = new Miniflare(
     kind === "ours"
-      ? workerOptions(port, { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: upstream, ALLOWED_ORIGINS: "https://app.test" })
+      ? workerOptions(port, { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: upstream, ALLOWED_ORIGINS: "https://app.test", AUTH_ANONYMOUS: "on" })
       : plainWorkerOptions(port, upstream),
   );
   try {

@@ -12,12 +12,13 @@
 // Rust function names need a build that keeps them:
 // SORA_EDGE_KEEP_NAMES=1 bash scripts/build-worker.sh.
 //
-//   node bench/cpu.mjs [--relay] [--profile] [--top N] [worker/build worker/build-b ...]
+//   node bench/cpu.mjs [--relay] [--profile] [--top N] [worker/build worker/build-b worker/build@hs256 ...]
 //   (BENCH_CPU_TOTAL=3000 requests per round, BENCH_CPU_ROUNDS=9)
 //
 // A build to compare is a copy of worker/build under worker/ (git-ignored
 // worker/build*): cp -r worker/build worker/build-before.
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
@@ -34,6 +35,14 @@ const RELAY = args.includes("--relay");
 const PROFILE = args.includes("--profile");
 const TOP = Number(args[args.indexOf("--top") + 1]) || 30;
 const builds = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--top");
+// A build given as `dir@hs256` runs in HS256 mode (AUTH_HS256_SECRET), every
+// request with a bearer token minted here; otherwise anonymous mode.
+const HS256_SECRET = "bench-secret-of-at-least-thirty-two-bytes";
+const b64url = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+function hs256Token(sub) {
+  const signed = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${signed}.${createHmac("sha256", HS256_SECRET).update(signed).digest("base64url")}`;
+}
 if (builds.length === 0) builds.push("worker/build");
 const CPUS = availableParallelism();
 const pin = (pid, cpus) => CPUS > 1 && execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
@@ -114,22 +123,26 @@ try {
   plain.path = `/api/v2/jobs/${job.jobId}`;
   targets.push(plain);
   const inspectorPort = await freePort();
-  for (const [i, dir] of builds.entries()) {
+  for (const [i, build] of builds.entries()) {
+    const [dir, mode] = build.split("@");
     const port = await freePort();
-    const bindings = { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: sim.url, RELAY_FALLBACK_MS: "600000" };
+    const auth = mode === "hs256" ? { AUTH_HS256_SECRET: HS256_SECRET } : { AUTH_ANONYMOUS: "on" };
+    const headers = mode === "hs256" ? { authorization: `Bearer ${hs256Token("bench-user")}` } : {};
+    const bindings = { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: sim.url, RELAY_FALLBACK_MS: "600000", ...auth };
     if (RELAY) bindings.PUBLIC_URL = `http://127.0.0.1:${port}`;
     const options = { ...workerOptions(port, bindings), scriptPath: resolve(ROOT, dir, "index.js") };
-    const t = await start(dir, PROFILE && i === 0 ? { ...options, inspectorPort } : options);
+    const t = await start(build, PROFILE && i === 0 ? { ...options, inspectorPort } : options);
+    t.headers = headers;
     // A job generated through the worker: the worker reads only jobs it created.
-    const res = await generateJob(`${t.url}/api/v2/videos/generate`, `cpu bench (${dir})`);
+    const res = await generateJob(`${t.url}/api/v2/videos/generate`, `cpu bench (${build})`, headers);
     t.path = `/api/v2/jobs/${res.jobId}`;
     targets.push(t);
   }
-  for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY }); // warm-up
+  for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY, headers: t.headers }); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
     for (const t of r % 2 ? [...targets].reverse() : targets) {
       const c0 = cpuSeconds(t.pid);
-      const res = await load(t.url, t.path, { total: TOTAL, concurrency: CONCURRENCY });
+      const res = await load(t.url, t.path, { total: TOTAL, concurrency: CONCURRENCY, headers: t.headers });
       if (res.errors) throw new Error(`${t.name}: ${res.errors} errors`);
       t.cpu.push(((cpuSeconds(t.pid) - c0) / TOTAL) * 1e6);
     }

@@ -266,8 +266,6 @@ pub struct Claims {
     iat: Option<f64>,
     iss: Option<String>,
     aud: Option<Audience>,
-    /// A per-subject daily quota in seconds of video (the app's plan).
-    pub quota_seconds: Option<f64>,
 }
 
 impl Claims {
@@ -382,6 +380,15 @@ pub fn check_claims(claims: &Claims, auth: &Auth, now_s: f64) -> Result<String, 
         Some(sub) if !sub.is_empty() => Ok(sub.clone()),
         _ => Err(Refusal::Invalid("it has no subject (sub)")),
     }
+}
+
+/// Whether a caller may read or stream a job: `subject` is the caller's in a
+/// token mode (`None` when anonymous), `owner` the job's creator's (`None`
+/// for a job created anonymously). A job made with a token is its
+/// creator's alone; one made anonymously is no subject's, so that a mode
+/// change never hands jobs to the wrong callers.
+pub fn may_read(owner: Option<&str>, subject: Option<&str>) -> bool {
+    owner == subject
 }
 
 /// The subject of an anonymous caller at `address`.
@@ -762,6 +769,21 @@ mod tests {
             Err(Refusal::Invalid(_))
         ));
         assert!(!ticket.contains("afk_key"));
+    }
+
+    #[test]
+    fn jobs_are_their_creators() {
+        assert!(may_read(Some("alice"), Some("alice")));
+        assert!(!may_read(Some("alice"), Some("bob")));
+        assert!(!may_read(Some("alice"), None), "an anonymous caller");
+        assert!(
+            !may_read(None, Some("bob")),
+            "a job made anonymously, read with a token"
+        );
+        assert!(
+            may_read(None, None),
+            "anonymous mode: the id is the capability"
+        );
     }
 
     #[test]

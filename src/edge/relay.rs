@@ -199,6 +199,10 @@ pub struct Record {
     /// Records of versions before this field read as not created.
     #[serde(default)]
     pub created: bool,
+    /// The subject that created the job, in a token mode: no other caller
+    /// reads or streams it ([`crate::edge::auth::may_read`]).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl Record {

@@ -206,7 +206,12 @@ mod tests {
                 format!("/api/v2/jobs/{ID}/ticket"),
                 Ok(Routed::Call(Route::Ticket(ID.into()))),
             ),
-            ("ticket_get", "GET", format!("/api/v2/jobs/{ID}/ticket"), Err(405)),
+            (
+                "ticket_get",
+                "GET",
+                format!("/api/v2/jobs/{ID}/ticket"),
+                Err(405),
+            ),
             (
                 "preflight_generate",
                 "OPTIONS",

@@ -81,6 +81,9 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
     PUBLIC_URL: origin,
     RELAY_FALLBACK_MS: "4000",
     RATE_LIMIT_PERIOD_S: "60",
+    // The worker spends for no one by default; these tests are about other
+    // things (tests/worker/auth.test.mjs sets the modes itself).
+    AUTH_ANONYMOUS: "on",
     ...vars,
   };
   for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];

@@ -29,8 +29,13 @@ pub struct Caller {
     pub subject: String,
     /// Whether jobs are bound to this subject (a token mode).
     pub bound: bool,
-    /// The token's `quota_seconds` claim, if any.
-    pub quota_seconds: Option<f64>,
+}
+
+impl Caller {
+    /// The subject jobs are bound to: the caller's in a token mode, `None` when anonymous.
+    pub fn bound_subject(&self) -> Option<&str> {
+        self.bound.then_some(self.subject.as_str())
+    }
 }
 
 /// One key of the JWKS, as the rules read it, with its JSON for WebCrypto.
@@ -61,11 +66,12 @@ struct Jwks {
 
 #[derive(Default)]
 struct Memory {
-    /// SHA-256 of a verified token → (subject, exp in ms, quota).
-    tokens: HashMap<[u8; 32], (String, u64, Option<f64>)>,
-    jwks: Vec<Jwk>,
-    /// When the JWKS was last fetched (ms), successfully or not.
-    jwks_fetched_at: Option<u64>,
+    /// SHA-256 of a verified token → (subject, exp in ms).
+    tokens: HashMap<[u8; 32], (String, u64)>,
+    /// The JWKS, once fetched.
+    jwks: Option<Vec<Jwk>>,
+    /// When the JWKS was last fetched again for an unknown `kid` (ms).
+    refetched_at: Option<u64>,
     /// Imported keys: HS256 secrets by index, JWKs by `kid` and alg.
     crypto_keys: HashMap<String, web_sys::CryptoKey>,
 }
@@ -110,7 +116,6 @@ pub async fn authenticate(
         return Ok(Caller {
             subject: anonymous_subject(address),
             bound: false,
-            quota_seconds: None,
         });
     }
     let authorization = headers.get("authorization").ok().flatten();
@@ -122,12 +127,11 @@ pub async fn authenticate(
     let now = now_ms();
     let hash: [u8; 32] = sha_256(token);
     let cached = MEMORY.with(|m| m.borrow().tokens.get(&hash).cloned());
-    if let Some((subject, exp_ms, quota_seconds)) = cached {
+    if let Some((subject, exp_ms)) = cached {
         if now < exp_ms {
             return Ok(Caller {
                 subject,
                 bound: true,
-                quota_seconds,
             });
         }
     }
@@ -139,44 +143,26 @@ pub async fn authenticate(
     }
     verify_signature(mode, &parsed).await?;
     let subject = check_claims(&parsed.claims, &config.auth, now as f64 / 1000.0)?;
-    let exp_ms = parsed_exp_ms(token).unwrap_or(now);
-    let quota_seconds = parsed.claims.quota_seconds;
+    let exp_ms = parsed.claims.expires_ms().unwrap_or(now);
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
         if m.tokens.len() >= MAX_CACHED_TOKENS {
-            m.tokens.retain(|_, (_, exp, _)| now < *exp);
+            m.tokens.retain(|_, (_, exp)| now < *exp);
             if m.tokens.len() >= MAX_CACHED_TOKENS {
                 m.tokens.clear();
             }
         }
-        m.tokens
-            .insert(hash, (subject.clone(), exp_ms, quota_seconds));
+        m.tokens.insert(hash, (subject.clone(), exp_ms));
     });
     Ok(Caller {
         subject,
         bound: true,
-        quota_seconds,
     })
 }
 
 fn sha_256(text: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes()).into()
-}
-
-/// `exp` in ms of a token whose claims already passed.
-fn parsed_exp_ms(token: &str) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Exp {
-        exp: f64,
-    }
-    let payload = token.split('.').nth(1)?;
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let exp: Exp = serde_json::from_slice(&bytes).ok()?;
-    Some((exp.exp * 1000.0) as u64)
 }
 
 fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
@@ -211,7 +197,11 @@ fn params(alg: &str) -> (js_sys::Object, js_sys::Object) {
     }
 }
 
-async fn import(format: &str, data: &js_sys::Object, alg: &str) -> Result<web_sys::CryptoKey, JsValue> {
+async fn import(
+    format: &str,
+    data: &js_sys::Object,
+    alg: &str,
+) -> Result<web_sys::CryptoKey, JsValue> {
     let usages = js_sys::Array::of1(&"verify".into());
     let (import_params, _) = params(alg);
     let promise = subtle()?.import_key_with_object(format, data, &import_params, false, &usages)?;
@@ -240,7 +230,11 @@ async fn key_for(
         return Ok(key);
     }
     let key = import(format, &data()?, alg).await?;
-    MEMORY.with(|m| m.borrow_mut().crypto_keys.insert(name.to_string(), key.clone()));
+    MEMORY.with(|m| {
+        m.borrow_mut()
+            .crypto_keys
+            .insert(name.to_string(), key.clone())
+    });
     Ok(key)
 }
 
@@ -286,51 +280,75 @@ async fn verify_signature(mode: &Mode, token: &Token) -> Result<(), Refusal> {
 /// The JWK for a token's `kid` and `alg`: from this isolate's copy of the
 /// JWKS, fetched again when the `kid` is unknown (at most once a minute).
 async fn jwk_for(url: &str, kid: Option<&str>, alg: &str) -> Result<Jwk, Refusal> {
-    let find = || {
-        MEMORY.with(|m| {
-            m.borrow()
-                .jwks
-                .iter()
-                .find(|k| {
-                    (kid.is_none() || k.kid.as_deref() == kid)
-                        && jwk_fits(alg, &k.kty, k.crv.as_deref(), k.alg.as_deref(), k.usage.as_deref())
-                })
-                .cloned()
-        })
-    };
-    if let Some(jwk) = find() {
+    // `Ok(Some)`: the key. `Ok(None)`: the copy has no key of that kid (or,
+    // without a kid, none that fits). `Err`: the kid's key is of another kind.
+    let find =
+        || {
+            MEMORY.with(|m| {
+                let m = m.borrow();
+                let keys = m.jwks.iter().flatten();
+                let fits = |k: &&Jwk| {
+                    jwk_fits(
+                        alg,
+                        &k.kty,
+                        k.crv.as_deref(),
+                        k.alg.as_deref(),
+                        k.usage.as_deref(),
+                    )
+                };
+                match kid {
+                    Some(kid) => {
+                        match keys
+                            .filter(|k| k.kid.as_deref() == Some(kid))
+                            .collect::<Vec<_>>()
+                        {
+                            named if named.is_empty() => Ok(None),
+                            named => named.into_iter().find(fits).cloned().map(Some).ok_or(
+                                Refusal::Invalid(
+                                    "its algorithm (alg) does not fit its key in the JWKS",
+                                ),
+                            ),
+                        }
+                    }
+                    None => Ok(keys.clone().find(fits).cloned()),
+                }
+            })
+        };
+    if let Some(jwk) = find()? {
         return Ok(jwk);
     }
+    // The first fetch, or a refetch for a kid the copy lacks: at most once a minute.
     let now = now_ms();
-    let (fetched_at, have_keys) = MEMORY.with(|m| {
+    let (fetched, refetched_at) = MEMORY.with(|m| {
         let m = m.borrow();
-        (m.jwks_fetched_at, !m.jwks.is_empty())
+        (m.jwks.is_some(), m.refetched_at)
     });
-    if fetched_at.is_some_and(|at| now < at + JWKS_REFETCH_MS) {
-        return Err(Refusal::Invalid("its key id (kid) is not in the JWKS"));
+    if fetched {
+        if refetched_at.is_some_and(|at| now < at + JWKS_REFETCH_MS) {
+            return Err(Refusal::Invalid("its key id (kid) is not in the JWKS"));
+        }
+        MEMORY.with(|m| m.borrow_mut().refetched_at = Some(now));
     }
-    MEMORY.with(|m| m.borrow_mut().jwks_fetched_at = Some(now));
     match fetch_jwks(url).await {
         Ok(keys) => MEMORY.with(|m| {
             let mut m = m.borrow_mut();
-            m.jwks = keys;
+            m.jwks = Some(keys);
             m.crypto_keys.retain(|name, _| !name.starts_with("jwk:"));
         }),
         Err(e) => {
             worker::console_error!("edge: the JWKS at AUTH_JWKS_URL could not be fetched: {e}");
-            if !have_keys {
-                // Ask again on the next request, not in a minute: nothing works meanwhile.
-                MEMORY.with(|m| m.borrow_mut().jwks_fetched_at = None);
+            if !fetched {
                 return Err(Refusal::Unavailable);
             }
         }
     }
-    find().ok_or(Refusal::Invalid("its key id (kid) is not in the JWKS"))
+    find()?.ok_or(Refusal::Invalid("its key id (kid) is not in the JWKS"))
 }
 
 async fn fetch_jwks(url: &str) -> Result<Vec<Jwk>, String> {
     let text = get_text(url).await?;
-    let jwks: Jwks = serde_json::from_str(&text).map_err(|_| "not a JWKS (JSON with keys)".to_string())?;
+    let jwks: Jwks =
+        serde_json::from_str(&text).map_err(|_| "not a JWKS (JSON with keys)".to_string())?;
     Ok(jwks
         .keys
         .into_iter()
@@ -373,7 +391,11 @@ async fn get_text(url: &str) -> Result<String, String> {
 /// # Errors
 /// `turnstile_required` without a token; `turnstile_failed` when siteverify
 /// says no or cannot be asked.
-pub async fn turnstile(config: &Config, headers: &web_sys::Headers, address: &str) -> Result<(), Refusal> {
+pub async fn turnstile(
+    config: &Config,
+    headers: &web_sys::Headers,
+    address: &str,
+) -> Result<(), Refusal> {
     let Some((secret, verify_url)) = &config.auth.turnstile else {
         return Ok(());
     };
@@ -397,10 +419,14 @@ pub async fn turnstile(config: &Config, headers: &web_sys::Headers, address: &st
         init.set_body(&form.into());
         init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS)));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(verify_url, &init))
+        let res: web_sys::Response =
+            JsFuture::from(global.fetch_with_str_and_init(verify_url, &init))
+                .await?
+                .dyn_into()?;
+        let text = JsFuture::from(res.text()?)
             .await?
-            .dyn_into()?;
-        let text = JsFuture::from(res.text()?).await?.as_string().unwrap_or_default();
+            .as_string()
+            .unwrap_or_default();
         Ok(serde_json::from_str::<Verdict>(&text).is_ok_and(|v| v.success))
     }
     .await;

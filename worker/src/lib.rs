@@ -12,15 +12,20 @@
 //! only for jobs this worker created, without an upstream read for others.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod relay;
 mod respond;
 #[cfg(feature = "test-routes")]
 mod test_routes;
 mod upstream;
 
+use auth::{authenticate, turnstile, Caller};
 use futures_util::StreamExt;
 use relay::{Op, RelayCall};
 use respond::respond_raw;
+use sora_edge::edge::auth::{
+    check_ticket, may_read, mint_ticket, scoped_idempotency_key, AuthEnv, Refusal, TICKET_TTL_MS,
+};
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES, PASSED_RESPONSE_HEADERS};
 use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
@@ -28,7 +33,7 @@ use sora_edge::edge::recent::{After, Before, Recent};
 use sora_edge::edge::reply::Reply;
 use sora_edge::edge::upstream::{self as answers, Expected};
 use sora_edge::edge::{generate, webhook, Route};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use upstream::{answer_reply, api_key, exchange, job_reply, named_headers, secrets, webhook_keys};
 use wasm_bindgen::JsValue;
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
@@ -50,32 +55,38 @@ thread_local! {
     /// The job objects' recent answers to status reads.
     static RECENT: std::cell::RefCell<Recent> = std::cell::RefCell::new(Recent::default());
     /// Jobs this isolate knows were created through this worker (lower-case
-    /// ids): a job stays created, so after the first lookup a status read
-    /// needs no call to the job's object to know it.
-    static KNOWN: std::cell::RefCell<HashSet<String>> = std::cell::RefCell::new(HashSet::new());
+    /// ids), with their owners: a job stays created and keeps its owner, so
+    /// after the first lookup a status read needs no call to the job's
+    /// object to know it. The owner check runs on every read all the same.
+    static KNOWN: std::cell::RefCell<HashMap<String, Option<String>>> = std::cell::RefCell::new(HashMap::new());
 }
 
-fn remember_known(id: &str) {
+fn remember_known(id: &str, owner: Option<&str>) {
     KNOWN.with(|known| {
         let mut known = known.borrow_mut();
         if known.len() >= MAX_KNOWN_JOBS {
             known.clear();
         }
-        known.insert(id.to_ascii_lowercase());
+        known.insert(id.to_ascii_lowercase(), owner.map(str::to_string));
     });
 }
 
-/// Whether this worker created job `id`: from this isolate's memory, else
-/// from the job's object.
-async fn known(env: &Env, id: &str) -> Result<bool> {
-    if KNOWN.with(|known| known.borrow().contains(&id.to_ascii_lowercase())) {
-        return Ok(true);
-    }
-    let created = RelayCall::new(env, id).known().await?;
-    if created {
-        remember_known(id);
-    }
-    Ok(created)
+/// Whether `caller` may read job `id`: this worker created it, for them
+/// (`may_read`). From this isolate's memory, else from the job's object.
+async fn known(env: &Env, id: &str, caller: &Caller) -> Result<bool> {
+    let subject = caller.bound_subject();
+    let cached = KNOWN.with(|known| known.borrow().get(&id.to_ascii_lowercase()).cloned());
+    let owner = match cached {
+        Some(owner) => owner,
+        None => match RelayCall::new(env, id).known().await? {
+            Some(owner) => {
+                remember_known(id, owner.as_deref());
+                owner
+            }
+            None => return Ok(false),
+        },
+    };
+    Ok(may_read(owner.as_deref(), subject))
 }
 
 /// The worker's settings from its bindings.
@@ -95,6 +106,18 @@ fn read_config(env: &Env) -> Config {
         rate_limit_period_s: text(env, "RATE_LIMIT_PERIOD_S"),
         extra_sora_params: text(env, "EXTRA_SORA_PARAMS"),
         has_key: !api_key(env).is_empty(),
+        auth: AuthEnv {
+            jwks_url: text(env, "AUTH_JWKS_URL"),
+            issuer: text(env, "AUTH_ISSUER"),
+            audience: text(env, "AUTH_AUDIENCE"),
+            hs256_secrets: [
+                text(env, "AUTH_HS256_SECRET"),
+                text(env, "AUTH_HS256_SECRET_PREVIOUS"),
+            ],
+            anonymous: text(env, "AUTH_ANONYMOUS"),
+            turnstile_secret: text(env, "TURNSTILE_SECRET"),
+            turnstile_verify_url: text(env, "TURNSTILE_VERIFY_URL"),
+        },
     })
 }
 
@@ -149,30 +172,81 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         Decision::Respond(reply) => return respond_raw(reply, &[]),
         Decision::Proceed(plan) => plan,
     };
-    let client = || {
-        raw_headers
-            .get("cf-connecting-ip")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "unknown".to_string())
+    let address = raw_headers
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".to_string());
+    if plan.route == Route::Webhook {
+        let reply = relay_webhook(req.into(), &env).await;
+        return respond_raw(internal_on_error(reply, &plan.route), &plan.cors);
+    }
+    let caller = match caller_of(&req, &env, &config, &plan.route, &address).await {
+        Ok(caller) => caller,
+        Err(refusal) => return respond_raw(refusal.reply(), &plan.cors),
     };
     let reply = match &plan.route {
-        Route::Generate => generate_job(req.into(), &env, &config, &plan, &client()).await,
-        Route::Job(id) => return read_job(&env, &config, &plan, id).await,
+        Route::Generate => generate_job(req, &env, &config, &plan, &caller, &address).await,
+        Route::Job(id) => return read_job(&env, &config, &plan, id, &caller).await,
         Route::Events(id) => {
-            return events(&req.into(), &env, &plan, id, &client())
+            return events(&req.into(), &env, &plan, id, &caller, &address)
                 .await
                 .map(Into::into)
         }
-        Route::Webhook => relay_webhook(req.into(), &env).await,
+        Route::Ticket(id) => ticket(&env, id, &caller).await,
+        Route::Webhook => unreachable!("answered above"),
     };
-    respond_raw(
-        reply.unwrap_or_else(|e| {
-            worker::console_error!("edge: {:?} failed: {e}", plan.route);
-            Reply::error(500, "internal", "the worker failed to handle this request")
-        }),
-        &plan.cors,
-    )
+    respond_raw(internal_on_error(reply, &plan.route), &plan.cors)
+}
+
+/// A handler's reply, or the worker's own 500 when it failed (logged).
+fn internal_on_error(reply: Result<Reply>, route: &Route) -> Reply {
+    reply.unwrap_or_else(|e| {
+        worker::console_error!("edge: {route:?} failed: {e}");
+        Reply::error(500, "internal", "the worker failed to handle this request")
+    })
+}
+
+/// Who is calling: by the identity mode, or for an events stream by a
+/// ticket in its URL (an `EventSource` sends no headers).
+async fn caller_of(
+    req: &web_sys::Request,
+    env: &Env,
+    config: &Config,
+    route: &Route,
+    address: &str,
+) -> std::result::Result<Caller, Refusal> {
+    if let (Route::Events(id), Some(ticket)) = (route, ticket_in(&req.url())) {
+        if let Err(problem) = &config.auth.mode {
+            return Err(Refusal::NotConfigured(problem.clone()));
+        }
+        let subject = check_ticket(&api_key(env), &ticket, id, Date::now().as_millis())?;
+        return Ok(Caller {
+            bound: config.auth.uses_tokens(),
+            subject,
+        });
+    }
+    authenticate(config, &req.headers(), address).await
+}
+
+/// The `ticket` query parameter of a URL.
+fn ticket_in(url: &str) -> Option<String> {
+    let url = worker::Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(name, _)| name == "ticket")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A ticket for the caller to open job `id`'s events stream with.
+async fn ticket(env: &Env, id: &str, caller: &Caller) -> Result<Reply> {
+    if !known(env, id, caller).await? {
+        return Ok(Reply::unknown_job());
+    }
+    let expires_at = Date::now().as_millis() + TICKET_TTL_MS;
+    let ticket = mint_ticket(&api_key(env), id, &caller.subject, expires_at);
+    Ok(Reply::json(
+        serde_json::json!({ "ticket": ticket, "expiresAt": expires_at }).to_string(),
+    ))
 }
 
 /// A 429 when `binding` is bound and says no for this client.
@@ -214,17 +288,32 @@ async fn read_body(mut req: Request) -> Result<std::result::Result<Vec<u8>, Repl
     Ok(Ok(body))
 }
 
+/// A generate: the caller's rate limit (by subject) and Turnstile check,
+/// the body's rules, then upstream with the caller's Idempotency-Key scoped
+/// to them; the job is recorded as the caller's.
 async fn generate_job(
-    req: Request,
+    req: web_sys::Request,
     env: &Env,
     config: &Config,
     plan: &Plan,
-    client: &str,
+    caller: &Caller,
+    address: &str,
 ) -> Result<Reply> {
-    if let Some(reply) = limited(env, config, GENERATE_LIMITER, client, "generate requests").await {
+    if let Some(reply) = limited(
+        env,
+        config,
+        GENERATE_LIMITER,
+        &caller.subject,
+        "generate requests",
+    )
+    .await
+    {
         return Ok(reply);
     }
-    let body = match read_body(req).await? {
+    if let Err(refusal) = turnstile(config, &req.headers(), address).await {
+        return Ok(refusal.reply());
+    }
+    let body = match read_body(req.into()).await? {
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
@@ -241,27 +330,43 @@ async fn generate_job(
         config,
         Method::Post,
         "/v2/videos/generate",
-        &plan.forward,
+        &scoped_forward(&plan.forward, &caller.subject),
         Some(rewritten),
     )
     .await;
     let reply = answer_reply(env, Expected::Submitted, answer);
     if (200..300).contains(&reply.status) {
         if let Some(id) = answers::submitted_job_id(&reply.body) {
-            record_created(env, &id).await;
+            record_created(env, &id, caller.bound_subject()).await;
         }
     }
     Ok(reply)
+}
+
+/// The headers to forward, with the client's Idempotency-Key scoped to
+/// `subject`: the same key from another caller never finds this one's job.
+fn scoped_forward(forward: &[(String, String)], subject: &str) -> Vec<(String, String)> {
+    forward
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            "idempotency-key" => (name.clone(), scoped_idempotency_key(subject, value)),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect()
 }
 
 /// Records in its object that job `id` was created here, trying twice. The
 /// job exists upstream and bills either way: the client gets its id even if
 /// both tries fail (the job is then unreadable through this worker, and the
 /// failure is logged).
-async fn record_created(env: &Env, id: &str) {
-    remember_known(id);
+async fn record_created(env: &Env, id: &str, owner: Option<&str>) {
+    remember_known(id, owner);
     for attempt in 1..=2 {
-        match RelayCall::new(env, id).send(Op::Submitted, None).await {
+        match RelayCall::new(env, id)
+            .for_subject(owner)
+            .send(Op::Submitted, None)
+            .await
+        {
             Ok(()) => return,
             Err(e) => worker::console_error!(
                 "edge: recording job {id} failed (attempt {attempt} of 2): {e}"
@@ -274,8 +379,14 @@ async fn record_created(env: &Env, id: &str) {
 /// unknown job's 404, with no upstream read): with the relay on, as the
 /// job's object answers it (it answers a finished job itself and merges a
 /// running one's read); else the upstream's answer.
-async fn read_job(env: &Env, config: &Config, plan: &Plan, id: &str) -> Result<web_sys::Response> {
-    match known(env, id).await {
+async fn read_job(
+    env: &Env,
+    config: &Config,
+    plan: &Plan,
+    id: &str,
+    caller: &Caller,
+) -> Result<web_sys::Response> {
+    match known(env, id, caller).await {
         Ok(true) => {}
         Ok(false) => return respond_raw(Reply::unknown_job(), &plan.cors),
         Err(e) => {
@@ -290,7 +401,7 @@ async fn read_job(env: &Env, config: &Config, plan: &Plan, id: &str) -> Result<w
         }
     }
     if config.relay() {
-        match relayed_read(env, config, plan, id).await {
+        match relayed_read(env, config, plan, id, caller.bound_subject()).await {
             Ok(res) => return Ok(res),
             // Relay state unavailable: the upstream still knows the answer.
             Err(e) => worker::console_error!("edge: relay read failed for job {id}: {e}"),
@@ -306,10 +417,11 @@ async fn relayed_read(
     config: &Config,
     plan: &Plan,
     id: &str,
+    subject: Option<&str>,
 ) -> Result<web_sys::Response> {
     let now = Date::now().as_millis();
     // Made only when used: addressing an object hashes its name.
-    let relay = || RelayCall::new(env, id);
+    let relay = || RelayCall::new(env, id).for_subject(subject);
     match RECENT.with(|r| r.borrow_mut().before_read(id, now)) {
         Before::Finished(job) => return respond_raw(Reply::json(job), &plan.cors),
         Before::ReadUpstream => {}
@@ -369,12 +481,20 @@ async fn relayed_read(
 
 /// An events stream, as the job's object opens it (it refuses jobs this
 /// worker did not create, and caps streams per job and per client).
-async fn events(req: &Request, env: &Env, plan: &Plan, id: &str, client: &str) -> Result<Response> {
+async fn events(
+    req: &Request,
+    env: &Env,
+    plan: &Plan,
+    id: &str,
+    caller: &Caller,
+    address: &str,
+) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
     // Opening may teach the object something this isolate remembers otherwise.
     RECENT.with(|r| r.borrow_mut().forget(id));
     let res = RelayCall::new(env, id)
-        .events(last_event_id.as_deref(), client)
+        .for_subject(caller.bound_subject())
+        .events(last_event_id.as_deref(), address)
         .await?;
     respond::with_cors(res, &plan.cors)
 }

@@ -12,6 +12,7 @@ use crate::upstream::{answer_reply, exchange, job_reply, Answer};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use serde::{Deserialize, Serialize};
 use sora_edge::core::http::parse_retry_after;
+use sora_edge::edge::auth::may_read;
 use sora_edge::edge::config::Config;
 use sora_edge::edge::relay::{JobMap, ReadOutcome, Record};
 use sora_edge::edge::reply::Reply;
@@ -80,7 +81,15 @@ fn now_ms() -> u64 {
 pub struct RelayCall {
     stub: Result<Stub>,
     id: String,
+    /// The caller's subject in a token mode: the object reads and streams
+    /// the job only for its owner, and records it as the owner on submit.
+    subject: Option<String>,
 }
+
+/// The header that carries [`RelayCall`]'s subject to the object.
+const SUBJECT: &str = "x-subject";
+/// The header of the object's answer to [`Op::Known`] that names the owner.
+const OWNER: &str = "x-owner";
 
 impl RelayCall {
     /// The object of job `id` (ids compare case-insensitively).
@@ -91,7 +100,14 @@ impl RelayCall {
         RelayCall {
             stub,
             id: id.to_string(),
+            subject: None,
         }
+    }
+
+    /// The same handle, calling for `subject` (a token mode's caller).
+    pub fn for_subject(mut self, subject: Option<&str>) -> RelayCall {
+        self.subject = subject.map(str::to_string);
+        self
     }
 
     async fn call(
@@ -106,6 +122,9 @@ impl RelayCall {
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         let h = Headers::new();
         h.set("x-job-id", &self.id)?;
+        if let Some(subject) = &self.subject {
+            h.set(SUBJECT, subject)?;
+        }
         for (name, value) in headers {
             h.set(name, value)?;
         }
@@ -159,14 +178,16 @@ impl RelayCall {
         Ok(res.json::<Changed>().await?.changed)
     }
 
-    /// Whether this worker created the job.
+    /// Whether this worker created the job: `Some(owner)` (the creator's
+    /// subject in a token mode), or `None` for a job it did not create.
     ///
     /// # Errors
     /// When the object cannot be reached or answers otherwise.
-    pub async fn known(&self) -> Result<bool> {
-        match self.call(Op::Known, None, &[]).await?.status_code() {
-            204 => Ok(true),
-            404 => Ok(false),
+    pub async fn known(&self) -> Result<Option<Option<String>>> {
+        let res = self.call(Op::Known, None, &[]).await?;
+        match res.status_code() {
+            204 => Ok(Some(res.headers().get(OWNER)?)),
+            404 => Ok(None),
             status => Err(worker::Error::RustError(format!("relay answered {status}"))),
         }
     }
@@ -280,6 +301,14 @@ impl JobRelay {
         self.with_record(|r| r.created).unwrap_or(false)
     }
 
+    /// Whether the caller of `req` may read or stream the job: this worker
+    /// created it, and for this caller (`may_read`).
+    fn readable(&self, req: &Request) -> bool {
+        let subject = req.headers().get(SUBJECT).ok().flatten();
+        self.with_record(|r| r.created && may_read(r.owner.as_deref(), subject.as_deref()))
+            .unwrap_or(false)
+    }
+
     async fn save(&self) -> Result<()> {
         let text = self.with_record(serde_json::to_string)?;
         match text {
@@ -350,11 +379,14 @@ impl JobRelay {
         self.with_record(|r| r.job_id.clone())
     }
 
-    /// The upstream accepted a generate through this worker: the job is ours.
-    async fn submitted(&self) -> Result<Response> {
+    /// The upstream accepted a generate through this worker: the job is
+    /// ours, and its creator's (the subject the call carries, if any).
+    async fn submitted(&self, req: &Request) -> Result<Response> {
         let id = self.job_id()?;
+        let owner = req.headers().get(SUBJECT)?;
         if let Some(record) = self.live.record.borrow_mut().as_mut() {
             record.created = true;
+            record.owner = owner;
         }
         let mut job = JobMap::new();
         job.insert("id".into(), id.into());
@@ -368,13 +400,20 @@ impl JobRelay {
         Ok(ResponseBuilder::new().with_status(204).empty())
     }
 
-    /// 204 when this worker created the job, else the unknown job's 404.
+    /// 204 when this worker created the job, naming its owner if it has
+    /// one; else the unknown job's 404.
     fn known(&self) -> Result<Response> {
-        if self.created() {
-            Ok(ResponseBuilder::new().with_status(204).empty())
-        } else {
-            respond(Reply::unknown_job(), &[])
+        if !self.created() {
+            return respond(Reply::unknown_job(), &[]);
         }
+        let headers = Headers::new();
+        if let Some(owner) = self.with_record(|r| r.owner.clone())? {
+            headers.set(OWNER, &owner)?;
+        }
+        Ok(ResponseBuilder::new()
+            .with_status(204)
+            .with_headers(headers)
+            .empty())
     }
 
     /// The record's answer when the job is over.
@@ -387,7 +426,7 @@ impl JobRelay {
     /// A status read: the record answers a finished job; a running one is
     /// read upstream and merged ([`JobRelay::merge_read`]).
     async fn read(&self, req: Request) -> Result<Response> {
-        if !self.created() {
+        if !self.readable(&req) {
             return respond(Reply::unknown_job(), &[]);
         }
         if let Some(finished) = self.finished()? {
@@ -408,7 +447,7 @@ impl JobRelay {
 
     /// A status read the worker made, merged as [`JobRelay::read`] merges its own.
     async fn merge(&self, mut req: Request) -> Result<Response> {
-        if !self.created() {
+        if !self.readable(&req) {
             return respond(Reply::unknown_job(), &[]);
         }
         if let Some(finished) = self.finished()? {
@@ -472,7 +511,7 @@ impl JobRelay {
     }
 
     async fn events(&self, req: Request) -> Result<Response> {
-        if !self.created() {
+        if !self.readable(&req) {
             return respond(Reply::unknown_job(), &[]);
         }
         let config = self.config();
@@ -537,7 +576,7 @@ impl DurableObject for JobRelay {
         let id = req.headers().get("x-job-id")?;
         self.load(id.as_deref()).await?;
         match req.path().as_str() {
-            "/submitted" => self.submitted().await,
+            "/submitted" => self.submitted(&req).await,
             "/webhook" => self.webhook(req).await,
             "/read" => self.read(req).await,
             "/events" => self.events(req).await,
