@@ -166,6 +166,32 @@ export async function checkKey(baseUrl, key) {
   return true;
 }
 
+/** Secrets: to the worker through its env file, never on a command line. */
+export const SECRET_VARS = ["AUTH_HS256_SECRET", "AUTH_HS256_SECRET_PREVIOUS", "TURNSTILE_SECRET", "ADMIN_TOKEN"];
+/** Plain settings passed through from the environment as worker vars. */
+const PASSED_VARS = /^(AUTH_|TURNSTILE_|QUOTA_)|^RATE_LIMIT$/;
+
+/**
+ * The worker settings `make demo` passes from `env`: `{vars, secrets, mode}`.
+ * With no identity mode set, the demo runs anonymous, as a local demo should.
+ */
+export function demoSettings(env) {
+  const vars = {};
+  const secrets = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || value === "") continue;
+    if (SECRET_VARS.includes(name)) secrets[name] = value;
+    else if (PASSED_VARS.test(name)) vars[name] = value;
+  }
+  if (!vars.AUTH_JWKS_URL && !secrets.AUTH_HS256_SECRET && !vars.AUTH_ANONYMOUS) vars.AUTH_ANONYMOUS = "on";
+  const mode = vars.AUTH_JWKS_URL
+    ? `JWKS (${vars.AUTH_JWKS_URL})`
+    : secrets.AUTH_HS256_SECRET
+      ? "HS256 (AUTH_HS256_SECRET)"
+      : `anonymous (AUTH_ANONYMOUS=${vars.AUTH_ANONYMOUS})`;
+  return { vars, secrets, mode };
+}
+
 async function get(url, ms = 2000) {
   const res = await fetch(url, { signal: AbortSignal.timeout(ms) });
   const text = await res.text();
@@ -186,6 +212,7 @@ export async function startStack({
   simKey = DEMO_SIM_KEY,
   echo = false,
   startTimeoutMs = 90000,
+  settings = demoSettings({}),
 } = {}) {
   const real = Boolean(apiKey);
   for (const [what, path] of [["wrangler", WRANGLER], ["the worker build (worker/build/)", join(ROOT, "worker", "build", "index.js")], ...(real ? [] : [["the simulator", SIM_BIN]])]) {
@@ -221,7 +248,8 @@ export async function startStack({
 
     // The key as a secret: a private .env file, never argv, never the page.
     const envFile = join(tmp, "worker.env");
-    writeFileSync(envFile, `APIFRAME_API_KEY=${key}\n`, { mode: 0o600 });
+    const secretLines = Object.entries(settings.secrets).map(([name, value]) => `${name}=${value}\n`);
+    writeFileSync(envFile, [`APIFRAME_API_KEY=${key}\n`, ...secretLines].join(""), { mode: 0o600 });
     const relayUrl = real ? publicUrl || "" : origin;
     const args = [
       "dev", "-c", WRANGLER_CONFIG, "--local",
@@ -235,8 +263,10 @@ export async function startStack({
       "--log-level", echo ? "info" : "warn",
     ];
     if (!real) args.push("--var", `RELAY_FALLBACK_MS:${Math.max(3000, Math.round(jobMs * 1.5))}`);
+    for (const [name, value] of Object.entries(settings.vars)) args.push("--var", `${name}:${value}`);
     const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_UPDATE_NOTIFIER: "1", WRANGLER_LOG_PATH: join(tmp, "logs") };
     delete env.APIFRAME_API_KEY; // the worker gets it from the .env file only
+    for (const name of SECRET_VARS) delete env[name];
     const worker = spawnGroup("worker", WRANGLER, args, { env, echo });
     parts.push(worker);
 
@@ -247,9 +277,15 @@ export async function startStack({
     }, worker);
     const lib = await get(`${origin}/pkg/sora_edge_bg.wasm`, 5000);
     if (lib.status !== 200) throw new Error(`the worker does not serve /pkg/sora_edge_bg.wasm (HTTP ${lib.status})`);
-    // A job the worker did not create: its own 404, with no upstream request.
+    // A job the worker did not create: its own 404 (or, in a token mode, its
+    // own 401 for a request without a token), with no upstream request. The
+    // upstream's refusal of the key was ruled out before the worker started.
     const api = await get(`${origin}/api/v2/jobs/00000000-0000-4000-8000-000000000000`, 10000);
-    if (api.status !== 404 || !/json/.test(api.type)) throw new Error(`the worker's /api does not answer as it should (HTTP ${api.status} ${api.type})`);
+    const own = /json/.test(api.type) && JSON.parse(api.text)?.error?.source === "edge";
+    if (!own || ![401, 404].includes(api.status)) {
+      throw new Error(`the worker's /api does not answer as it should (HTTP ${api.status} ${api.type})`);
+    }
+    if (api.status === 401 && settings.vars.AUTH_ANONYMOUS === "on") throw new Error("the worker asks for a token in anonymous mode");
 
     return {
       url: origin,
@@ -307,9 +343,11 @@ async function main() {
   process.on("SIGTERM", () => shutdown(0));
   process.on("SIGHUP", () => shutdown(0));
 
+  const settings = demoSettings(process.env);
   console.log(apiKey
     ? "demo: APIFRAME_API_KEY is set: using the real Apiframe API (jobs cost credits)"
     : `demo: starting the Apiframe simulator (jobs of ${o.jobMs / 1000} s) and the edge worker…`);
+  console.log(`demo: identity mode: ${settings.mode}`);
   const started = Date.now();
   stack = await startStack({
     port: o.port,
@@ -318,6 +356,7 @@ async function main() {
     baseUrl: (process.env.APIFRAME_BASE_URL || "").trim() || REAL_API,
     publicUrl: (process.env.DEMO_PUBLIC_URL || "").trim() || undefined,
     echo: o.verbose,
+    settings,
   });
   if (stopping) return;
   stack.worker.exited.then(({ code, signal }) => {
@@ -335,6 +374,7 @@ ${line}
 
   upstream : ${stack.mode === "real" ? `${stack.upstream} (real API; the key stays in the worker)` : `simulator at ${stack.simUrl}`}
   worker   : wrangler dev (local workerd), /api -> upstream, page from www/
+  identity : ${settings.mode}
   ${stack.mode === "sim" ? 'tip      : "[fail:some reason]" in a prompt makes the job fail; "[ms=5000]" sets its length' : "relay    : " + (process.env.DEMO_PUBLIC_URL ? `webhooks to ${process.env.DEMO_PUBLIC_URL}` : "off (set DEMO_PUBLIC_URL to a public tunnel to enable); the page polls")}
 
   Ctrl-C stops everything.${o.verbose ? "" : "  (--verbose shows the worker's log)"}

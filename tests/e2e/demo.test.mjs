@@ -518,6 +518,37 @@ testCase("another upstream: make demo with a wrong APIFRAME_API_KEY stops at sta
   }
 });
 
+testCase("identity: make demo passes AUTH_HS256_SECRET through its env file and prints the mode; the worker then spends only for a token", async () => {
+  const secret = `demo-secret-${randomBytes(24).toString("hex")}`;
+  const port = await freePort();
+  const demo = await runDemo(port, { AUTH_HS256_SECRET: secret, RATE_LIMIT: "off" });
+  try {
+    assert(demo.url, `make demo did not start: exit ${demo.exited}\n${demo.output()}`);
+    assert.match(demo.output(), /identity mode: HS256/, demo.output());
+    assert(!demo.output().includes(secret), "the secret is in make demo's output");
+    const generate = (headers = {}) =>
+      fetch(`${demo.url}/api/v2/videos/generate`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ prompt: "a token-gated demo job", model: "sora-2" }),
+        signal: AbortSignal.timeout(10000),
+      });
+    const refused = await generate();
+    assert.equal(refused.status, 401, "no token");
+    assert.equal((await refused.json()).error.code, "auth_required");
+    const { SignJWT } = await import("jose");
+    const token = await new SignJWT({ sub: "demo-user" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+    const accepted = await generate({ authorization: `Bearer ${token}` });
+    assert.equal(accepted.status, 202, await accepted.clone().text());
+  } finally {
+    await demo.stop?.();
+  }
+});
+
 testCase("secrets: no request carries X-API-Key; the key is in no response body", async (t) => {
   await Promise.all(seen.bodyChecks);
   assert(seen.keyHeaders.length === 0, `requests with the key: ${seen.keyHeaders.join("; ")}`);
