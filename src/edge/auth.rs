@@ -636,13 +636,15 @@ mod tests {
             turnstile: None,
         };
         let claims = |json: &str| serde_json::from_str::<Claims>(json).unwrap();
-        let cases: [(
-            &str,
-            &str,
-            Option<&str>,
-            Option<&str>,
-            Result<&str, Refusal>,
-        ); 12] = [
+        // (name, claims, AUTH_ISSUER, AUTH_AUDIENCE, the subject or the refusal)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<&'a str, Refusal>,
+        );
+        let cases: [Case; 12] = [
             (
                 "good",
                 r#"{"sub":"alice","exp":1000100}"#,
