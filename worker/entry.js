@@ -159,58 +159,65 @@ const fetch = (req, env, ctx) => guarded(() => glue.fetch(req, env, ctx), intern
 
 export default { fetch };
 
-const RustJobRelay = glue.JobRelay;
-/** A JobRelay's Rust object on an instance (a symbol: forwarders below call it). */
+/** A Durable Object's Rust object on an instance (a symbol: forwarders below call it). */
 const rustOn = Symbol("rust object");
 
-/**
- * The Durable Object class: `JobRelay` (Rust, relay.rs) on the current
- * instance. Its Rust object is made at first use and again after a trap
- * (from the same state and env; its record is in storage). An event
- * stream it answers ends when the instance traps.
- */
-export class JobRelay {
-  #state;
-  #env;
-  #rust = null;
-  #gen = null;
-
-  constructor(state, env) {
-    this.#state = state;
-    this.#env = env;
-  }
-
-  /** The Rust object on `gen`, made if the last was on another instance. */
-  [rustOn](gen) {
-    if (this.#gen !== gen) {
-      // An old object is dropped, never freed: its pointer is into the old instance.
-      this.#rust = new RustJobRelay(this.#state, this.#env);
-      this.#gen = gen;
-    }
-    return this.#rust;
-  }
-
-  async fetch(req) {
-    return guarded(async (gen) => endsOnTrap(gen, await this[rustOn](gen).fetch(req)), internal);
-  }
-}
-
 const failed = () => {
-  throw new Error("the job object failed to handle this call");
+  throw new Error("the object failed to handle this call");
 };
-// The other handlers the Rust class has (alarm, webSocket*, ...): a trap
-// throws, so the runtime retries an alarm.
-for (const name of Object.getOwnPropertyNames(RustJobRelay.prototype)) {
-  if (["constructor", "free", "fetch"].includes(name) || name.startsWith("__")) continue;
-  if (typeof RustJobRelay.prototype[name] !== "function") continue;
-  Object.defineProperty(JobRelay.prototype, name, {
-    configurable: true,
-    writable: true,
-    value: function (...args) {
-      return guarded(async (gen) => this[rustOn](gen)[name](...args), failed);
-    },
-  });
+
+/**
+ * A Durable Object class for the Rust class `Rust` (exported by
+ * #[durable_object]) on the current instance. Its Rust object is made at
+ * first use and again after a trap (from the same state and env; what it
+ * keeps is in storage). An event stream it answers ends when the instance traps.
+ */
+function durableObjectClass(Rust) {
+  class Wrapped {
+    #state;
+    #env;
+    #rust = null;
+    #gen = null;
+
+    constructor(state, env) {
+      this.#state = state;
+      this.#env = env;
+    }
+
+    /** The Rust object on `gen`, made if the last was on another instance. */
+    [rustOn](gen) {
+      if (this.#gen !== gen) {
+        // An old object is dropped, never freed: its pointer is into the old instance.
+        this.#rust = new Rust(this.#state, this.#env);
+        this.#gen = gen;
+      }
+      return this.#rust;
+    }
+
+    async fetch(req) {
+      return guarded(async (gen) => endsOnTrap(gen, await this[rustOn](gen).fetch(req)), internal);
+    }
+  }
+  // The other handlers the Rust class has (alarm, webSocket*, ...): a trap
+  // throws, so the runtime retries an alarm.
+  for (const name of Object.getOwnPropertyNames(Rust.prototype)) {
+    if (["constructor", "free", "fetch"].includes(name) || name.startsWith("__")) continue;
+    if (typeof Rust.prototype[name] !== "function") continue;
+    Object.defineProperty(Wrapped.prototype, name, {
+      configurable: true,
+      writable: true,
+      value: function (...args) {
+        return guarded(async (gen) => this[rustOn](gen)[name](...args), failed);
+      },
+    });
+  }
+  return Wrapped;
 }
+
+/** One job's relay and record (relay.rs). */
+export const JobRelay = durableObjectClass(glue.JobRelay);
+/** The deployment's quota ledger (ledger.rs). */
+export const Ledger = durableObjectClass(glue.Ledger);
 
 /**
  * `res` as it is, or, for an event stream, with its body read through a

@@ -2,6 +2,7 @@
 
 use super::auth::{Auth, AuthEnv};
 use super::generate::own_webhook_url;
+use super::ledger::{QuotaEnv, Quotas};
 use super::relay::fallback_first_ms;
 use super::sse::HEARTBEAT_MS;
 use url::Url;
@@ -44,6 +45,10 @@ pub struct Env {
     pub has_key: bool,
     /// The identity settings (`AUTH_*`, `TURNSTILE_*`).
     pub auth: AuthEnv,
+    /// The quota settings (`QUOTA_*`).
+    pub quotas: QuotaEnv,
+    /// `RATE_LIMIT`: `off` turns the per-minute rate-limit bindings off.
+    pub rate_limit: Option<String>,
 }
 
 /// The settings the worker runs with.
@@ -75,6 +80,10 @@ pub struct Config {
     pub problem: Option<String>,
     /// Who may spend.
     pub auth: Auth,
+    /// How much, or what is wrong with `QUOTA_*` (503 `not_configured`).
+    pub quotas: Result<Quotas, String>,
+    /// Whether the per-minute rate-limit bindings are asked (`RATE_LIMIT` is not `off`).
+    pub rate_limit: bool,
 }
 
 fn number<T: std::str::FromStr>(text: Option<&str>) -> Option<T> {
@@ -136,6 +145,11 @@ impl Config {
                 .collect(),
             problem,
             auth: Auth::from_env(&env.auth),
+            quotas: Quotas::from_env(&env.quotas),
+            rate_limit: !env
+                .rate_limit
+                .as_deref()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
         }
     }
 
@@ -168,6 +182,8 @@ mod tests {
             extra_sora_params: get("extra"),
             has_key,
             auth: AuthEnv::default(),
+            quotas: QuotaEnv::default(),
+            rate_limit: get("rate_limit"),
         }
     }
 
@@ -188,6 +204,8 @@ mod tests {
             (DEFAULT_MAX_SUBSCRIBERS, 60, None)
         );
         assert_eq!(c.streams_per_client, DEFAULT_STREAMS_PER_CLIENT);
+        assert!(c.rate_limit && c.quotas.as_ref().is_ok_and(|q| !q.any()));
+        assert!(!Config::from_env(&env(&[("rate_limit", "OFF")], true)).rate_limit);
         assert!(c.extra_sora_params.is_empty());
     }
 

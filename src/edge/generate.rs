@@ -161,6 +161,14 @@ pub fn rewrite(
     Ok(serde_json::to_string(&request.wire()).unwrap_or_default())
 }
 
+/// The model and `soraParams.duration` of a body [`rewrite`] made: what
+/// the ledger counts.
+pub fn model_and_duration(rewritten: &str) -> (String, Option<u64>) {
+    let value: Value = serde_json::from_str(rewritten).unwrap_or_default();
+    let model = value["model"].as_str().unwrap_or_default().to_string();
+    (model, value["soraParams"]["duration"].as_u64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +394,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn what_the_ledger_counts() {
+        let body = rewrite(
+            br#"{"prompt":"a","model":"sora-2-pro","soraParams":{"duration":12}}"#,
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            model_and_duration(&body),
+            ("sora-2-pro".to_string(), Some(12))
+        );
+        let bare = rewrite(br#"{"prompt":"a","model":"sora-2"}"#, None, &[]).unwrap();
+        assert_eq!(model_and_duration(&bare), ("sora-2".to_string(), None));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cors;
 pub mod generate;
 pub mod headers;
+pub mod ledger;
 pub mod plan;
 pub mod recent;
 pub mod relay;

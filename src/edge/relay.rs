@@ -203,6 +203,24 @@ pub struct Record {
     /// reads or streams it ([`crate::edge::auth::may_read`]).
     #[serde(default)]
     pub owner: Option<String>,
+    /// The job's reservation in the quota ledger, when quotas are on.
+    #[serde(default)]
+    pub reservation: Option<String>,
+    /// Whether the ledger has heard of the job's fate.
+    #[serde(default)]
+    pub settled: bool,
+}
+
+impl Record {
+    /// The fate the ledger has not heard of yet, if the job has one:
+    /// `Some(true)` for COMPLETED (commit), `Some(false)` for FAILED (refund).
+    pub fn unsettled_fate(&self) -> Option<bool> {
+        if self.settled || self.reservation.is_none() || !self.terminal {
+            return None;
+        }
+        let status = self.job.as_ref().and_then(status_of)?;
+        Some(status == JobStatus::Completed)
+    }
 }
 
 impl Record {

@@ -71,7 +71,7 @@ impl Reply {
             404,
             "not_found",
             &format!(
-                "no route for {} (routes: POST /api/v2/videos/generate, GET /api/v2/jobs/{{uuid}}, GET /api/v2/jobs/{{uuid}}/events, POST /api/v2/jobs/{{uuid}}/ticket, POST /api/webhooks/apiframe)",
+                "no route for {} (routes: POST /api/v2/videos/generate, GET /api/v2/jobs/{{uuid}}, GET /api/v2/jobs/{{uuid}}/events, POST /api/v2/jobs/{{uuid}}/ticket, GET /api/usage, POST /api/webhooks/apiframe)",
                 shown(path)
             ),
         )

@@ -1,4 +1,4 @@
-//! Routing: the worker's five routes (docs/ARCHITECTURE.md) and nothing else.
+//! Routing: the worker's six routes (docs/ARCHITECTURE.md) and nothing else.
 //!
 //! The path is checked before it is matched. No route needs a percent
 //! sign, a dot segment, an empty segment or a backslash, so a path with any
@@ -22,6 +22,8 @@ pub enum Route {
     Ticket(String),
     /// `POST /api/webhooks/apiframe`
     Webhook,
+    /// `GET /api/usage`: the caller's quota figures for the day.
+    Usage,
 }
 
 impl Route {
@@ -29,7 +31,7 @@ impl Route {
     pub fn method(&self) -> &'static str {
         match self {
             Route::Generate | Route::Webhook | Route::Ticket(_) => "POST",
-            Route::Job(_) | Route::Events(_) => "GET",
+            Route::Job(_) | Route::Events(_) | Route::Usage => "GET",
         }
     }
 
@@ -119,6 +121,7 @@ pub fn route(method: &str, path: &str) -> Result<Routed, Reply> {
     let route = match segments.as_slice() {
         ["api", "v2", "videos", "generate"] => Route::Generate,
         ["api", "webhooks", "apiframe"] => Route::Webhook,
+        ["api", "usage"] => Route::Usage,
         ["api", "v2", "jobs", id] if !id.is_empty() => job_route(id, Route::Job)?,
         ["api", "v2", "jobs", id, "events"] => job_route(id, Route::Events)?,
         ["api", "v2", "jobs", id, "ticket"] => job_route(id, Route::Ticket)?,

@@ -53,7 +53,7 @@ export function workerOptions(port, bindings, entry = WORKER_ENTRY) {
     ],
     compatibilityDate: "2026-04-01",
     bindings,
-    durableObjects: { JOBS: "JobRelay" },
+    durableObjects: { JOBS: { className: "JobRelay", useSQLite: true }, LEDGER: { className: "Ledger", useSQLite: true } },
   };
 }
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod ledger;
 mod relay;
 mod respond;
 #[cfg(feature = "test-routes")]
@@ -21,13 +22,15 @@ mod upstream;
 
 use auth::{authenticate, turnstile, Caller};
 use futures_util::StreamExt;
-use relay::{Op, RelayCall};
+use ledger::LedgerCall;
+use relay::RelayCall;
 use respond::respond_raw;
 use sora_edge::edge::auth::{
     check_ticket, may_read, mint_ticket, scoped_idempotency_key, AuthEnv, Refusal, TICKET_TTL_MS,
 };
 use sora_edge::edge::config::{Config, Env as EnvText};
 use sora_edge::edge::headers::{too_large, MAX_BODY_BYTES, PASSED_RESPONSE_HEADERS};
+use sora_edge::edge::ledger::QuotaEnv;
 use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
 use sora_edge::edge::recent::{After, Before, Recent};
 use sora_edge::edge::reply::Reply;
@@ -38,6 +41,7 @@ use upstream::{answer_reply, api_key, exchange, job_reply, named_headers, secret
 use wasm_bindgen::JsValue;
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
+pub use ledger::Ledger;
 pub use relay::JobRelay;
 
 /// The rate limiter on generate requests, per client (optional binding).
@@ -118,6 +122,14 @@ fn read_config(env: &Env) -> Config {
             turnstile_secret: text(env, "TURNSTILE_SECRET"),
             turnstile_verify_url: text(env, "TURNSTILE_VERIFY_URL"),
         },
+        quotas: QuotaEnv {
+            user_daily: text(env, "QUOTA_USER_DAILY_SECONDS"),
+            global_daily: text(env, "QUOTA_GLOBAL_DAILY_SECONDS"),
+            user_in_flight: text(env, "QUOTA_USER_IN_FLIGHT"),
+            pro_weight: text(env, "QUOTA_PRO_WEIGHT"),
+            ambiguous_ttl_ms: text(env, "QUOTA_AMBIGUOUS_TTL"),
+        },
+        rate_limit: text(env, "RATE_LIMIT"),
     })
 }
 
@@ -194,6 +206,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
                 .map(Into::into)
         }
         Route::Ticket(id) => ticket(&env, id, &caller).await,
+        Route::Usage => usage(&env, &config, &caller).await,
         Route::Webhook => unreachable!("answered above"),
     };
     respond_raw(internal_on_error(reply, &plan.route), &plan.cors)
@@ -237,6 +250,15 @@ fn ticket_in(url: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// The caller's quota figures for the day, from the ledger.
+async fn usage(env: &Env, config: &Config, caller: &Caller) -> Result<Reply> {
+    if let Err(problem) = &config.quotas {
+        return Ok(Refusal::NotConfigured(problem.clone()).reply());
+    }
+    let usage = LedgerCall::new(env).usage(&caller.subject).await?;
+    Ok(Reply::json(serde_json::to_string(&usage)?))
+}
+
 /// A ticket for the caller to open job `id`'s events stream with.
 async fn ticket(env: &Env, id: &str, caller: &Caller) -> Result<Reply> {
     if !known(env, id, caller).await? {
@@ -257,6 +279,9 @@ async fn limited(
     client: &str,
     what: &str,
 ) -> Option<Reply> {
+    if !config.rate_limit {
+        return None;
+    }
     let limiter = env.rate_limiter(binding).ok()?;
     let outcome = limiter.limit(client.to_string()).await.ok()?;
     (!outcome.success).then(|| {
@@ -325,22 +350,117 @@ async fn generate_job(
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
+    let forward = scoped_forward(&plan.forward, &caller.subject);
+    let reservation = match reserve(env, config, caller, &forward, &rewritten).await {
+        Ok(reservation) => reservation,
+        Err(reply) => return Ok(reply),
+    };
     let answer = exchange(
         env,
         config,
         Method::Post,
         "/v2/videos/generate",
-        &scoped_forward(&plan.forward, &caller.subject),
+        &forward,
         Some(rewritten),
     )
     .await;
     let reply = answer_reply(env, Expected::Submitted, answer);
-    if (200..300).contains(&reply.status) {
-        if let Some(id) = answers::submitted_job_id(&reply.body) {
-            record_created(env, &id, caller.bound_subject()).await;
-        }
+    let job = (200..300)
+        .contains(&reply.status)
+        .then(|| answers::submitted_job_id(&reply.body))
+        .flatten();
+    if let Some(reservation) = &reservation {
+        settle_submit(env, reservation, reply.status, job.as_deref()).await;
+    }
+    if let Some(id) = &job {
+        record_created(env, id, caller.bound_subject(), reservation.as_deref()).await;
     }
     Ok(reply)
+}
+
+/// Reserves the generate's seconds in the ledger before anything is
+/// forwarded, when quotas are on: `Ok(None)` when they are off.
+///
+/// # Errors
+/// The reply instead: 429 `quota_exceeded` past a limit, 503 when the
+/// quotas are misconfigured or the ledger cannot be reached.
+async fn reserve(
+    env: &Env,
+    config: &Config,
+    caller: &Caller,
+    forward: &[(String, String)],
+    body: &str,
+) -> std::result::Result<Option<String>, Reply> {
+    let quotas = config
+        .quotas
+        .as_ref()
+        .map_err(|problem| Refusal::NotConfigured(problem.clone()).reply())?;
+    if !quotas.any() {
+        return Ok(None);
+    }
+    let (model, duration) = generate::model_and_duration(body);
+    let request = ledger::Reserve {
+        subject: caller.subject.clone(),
+        key: forward
+            .iter()
+            .find(|(name, _)| name == "idempotency-key")
+            .map(|(_, key)| key.clone()),
+        seconds: quotas.seconds(&model, duration),
+    };
+    match LedgerCall::new(env).reserve(&request).await {
+        Ok(Ok(id)) => Ok(Some(id)),
+        Ok(Err(exceeded)) => Err(quota_exceeded(&exceeded)),
+        Err(e) => {
+            worker::console_error!("edge: the quota ledger could not be reached: {e}");
+            Err(Reply::error(
+                503,
+                "ledger_unavailable",
+                "the quota ledger cannot be reached; nothing was sent, retry shortly",
+            )
+            .with_header("retry-after", "5"))
+        }
+    }
+}
+
+/// The 429 for a generate past a limit: which one, and what is left.
+fn quota_exceeded(exceeded: &sora_edge::edge::ledger::Exceeded) -> Reply {
+    let unit = if exceeded.limit == "user_in_flight" {
+        "jobs"
+    } else {
+        "s of video"
+    };
+    let mut reply = Reply::error(
+        429,
+        "quota_exceeded",
+        &format!(
+            "the {} quota is spent ({} {unit} left); retry after {} s",
+            exceeded.limit, exceeded.left, exceeded.retry_after_s
+        ),
+    )
+    .with_header("retry-after", &exceeded.retry_after_s.to_string());
+    if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&reply.body) {
+        body["error"]["limit"] = exceeded.limit.into();
+        body["error"]["left"] = exceeded.left.into();
+        reply.body = body.to_string();
+    }
+    reply
+}
+
+/// What the upstream's answer to a generate means for its reservation: a
+/// job attaches to it; a refusal (4xx: no job) releases it; anything else
+/// (5xx, a timeout, a reset) may or may not have made a job, so it stays
+/// reserved until a retry with the same key finds the job, or the ledger
+/// releases it after `QUOTA_AMBIGUOUS_TTL` (flagged).
+async fn settle_submit(env: &Env, reservation: &str, status: u16, job: Option<&str>) {
+    let ledger = LedgerCall::new(env);
+    let done = match job {
+        Some(job) => ledger.attach(reservation, job).await,
+        None if (400..500).contains(&status) => ledger.release(reservation).await,
+        None => Ok(()),
+    };
+    if let Err(e) = done {
+        worker::console_error!("edge: the quota ledger did not take the generate's outcome: {e}");
+    }
 }
 
 /// The headers to forward, with the client's Idempotency-Key scoped to
@@ -359,12 +479,12 @@ fn scoped_forward(forward: &[(String, String)], subject: &str) -> Vec<(String, S
 /// job exists upstream and bills either way: the client gets its id even if
 /// both tries fail (the job is then unreadable through this worker, and the
 /// failure is logged).
-async fn record_created(env: &Env, id: &str, owner: Option<&str>) {
+async fn record_created(env: &Env, id: &str, owner: Option<&str>, reservation: Option<&str>) {
     remember_known(id, owner);
     for attempt in 1..=2 {
         match RelayCall::new(env, id)
             .for_subject(owner)
-            .send(Op::Submitted, None)
+            .submitted(reservation)
             .await
         {
             Ok(()) => return,

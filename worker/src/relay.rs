@@ -7,6 +7,7 @@
 //! The worker talks to an object over fetch, one path per operation
 //! ([`Op`]), with the job id in `x-job-id`.
 
+use crate::ledger::{Fate, LedgerCall};
 use crate::respond::respond;
 use crate::upstream::{answer_reply, exchange, job_reply, Answer};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
@@ -90,6 +91,8 @@ pub struct RelayCall {
 const SUBJECT: &str = "x-subject";
 /// The header of the object's answer to [`Op::Known`] that names the owner.
 const OWNER: &str = "x-owner";
+/// The header of [`Op::Submitted`] that names the job's ledger reservation.
+pub const RESERVATION: &str = "x-reservation";
 
 impl RelayCall {
     /// The object of job `id` (ids compare case-insensitively).
@@ -140,9 +143,12 @@ impl RelayCall {
         stub.fetch_with_request(req).await
     }
 
-    /// Sends `op` and checks it went through.
-    pub async fn send(&self, op: Op, body: Option<String>) -> Result<()> {
-        let res = self.call(op, body, &[]).await?;
+    /// Records that the upstream accepted the job here (with its ledger
+    /// reservation, if any), and checks it went through.
+    pub async fn submitted(&self, reservation: Option<&str>) -> Result<()> {
+        let headers: Vec<(&str, &str)> =
+            reservation.map(|r| (RESERVATION, r)).into_iter().collect();
+        let res = self.call(Op::Submitted, None, &headers).await?;
         if res.status_code() >= 400 {
             return Err(worker::Error::RustError(format!(
                 "relay answered {}",
@@ -343,7 +349,10 @@ impl JobRelay {
         if terminal {
             return storage.delete_alarm().await;
         }
-        if !self.created() || !self.config().relay() {
+        let reserved = self.with_record(|r| r.reservation.is_some())?;
+        // The alarm polls for a relayed job's lost webhooks, and for any
+        // reserved job's fate: settlement never waits for a client's read.
+        if !self.created() || !(self.config().relay() || reserved) {
             return Ok(());
         }
         if storage.get_alarm().await?.is_none() {
@@ -356,6 +365,33 @@ impl JobRelay {
         Ok(())
     }
 
+    /// Tells the ledger the job's fate once it has one (COMPLETED commits,
+    /// FAILED refunds), once. A failure is logged and tried again on the
+    /// next change or alarm; the ledger's own bound settles it in the end.
+    async fn settle(&self) -> Result<()> {
+        let Some(completed) = self.with_record(Record::unsettled_fate)? else {
+            return Ok(());
+        };
+        let id = self.job_id()?;
+        let fate = if completed {
+            Fate::Commit
+        } else {
+            Fate::Refund
+        };
+        match LedgerCall::new(&self.env).settle(&id, fate).await {
+            Ok(()) => {
+                if let Some(record) = self.live.record.borrow_mut().as_mut() {
+                    record.settled = true;
+                }
+                self.save().await
+            }
+            Err(e) => {
+                worker::console_error!("edge: settling job {id} ({fate:?}) failed: {e}");
+                Ok(())
+            }
+        }
+    }
+
     /// A verified webhook's job. Kept even before the generate that made the
     /// job is recorded here (a webhook can overtake it), but such a job is
     /// read or streamed only once [`JobRelay::submitted`] marks it created.
@@ -366,6 +402,7 @@ impl JobRelay {
                 if changed {
                     self.arm_or_disarm(terminal).await?;
                     self.save().await?;
+                    self.settle().await?;
                 }
                 changed
             }
@@ -384,9 +421,11 @@ impl JobRelay {
     async fn submitted(&self, req: &Request) -> Result<Response> {
         let id = self.job_id()?;
         let owner = req.headers().get(SUBJECT)?;
+        let reservation = req.headers().get(RESERVATION)?;
         if let Some(record) = self.live.record.borrow_mut().as_mut() {
             record.created = true;
             record.owner = owner;
+            record.reservation = reservation;
         }
         let mut job = JobMap::new();
         job.insert("id".into(), id.into());
@@ -465,6 +504,7 @@ impl JobRelay {
                 if changed {
                     self.arm_or_disarm(terminal).await?;
                     self.save().await?;
+                    self.settle().await?;
                 }
                 if let Some(job) = self.with_record(Record::job_json)? {
                     reply.body = job;
@@ -597,6 +637,7 @@ impl DurableObject for JobRelay {
             return Response::ok("no job");
         };
         if terminal || !self.created() {
+            self.settle().await?;
             return Response::ok("done");
         }
         let config = self.config();
@@ -645,6 +686,7 @@ impl DurableObject for JobRelay {
             None => {}
         }
         self.save().await?;
+        self.settle().await?;
         Response::ok("polled")
     }
 }
