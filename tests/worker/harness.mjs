@@ -62,8 +62,9 @@ export function workerOptions(port, bindings, entry = WORKER_ENTRY) {
  * limits generates per client; `null` leaves the binding out. `testRoutes`
  * runs the test build (worker/build-test) instead. `onLog(text)`, when
  * given, gets workerd's stdout and stderr (its console output) as they come.
+ * `persistDir` keeps Durable Object storage there across workers (a restart).
  */
-export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 }, testRoutes = false, onLog }) {
+export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, period: 60 }, testRoutes = false, onLog, persistDir }) {
   const entry = testRoutes ? TEST_WORKER_ENTRY : WORKER_ENTRY;
   if (!existsSync(entry)) {
     throw new Error(
@@ -100,6 +101,7 @@ export async function startWorker({ simUrl, vars = {}, rateLimit = { limit: 5, p
   const mf = new Miniflare({
     ...workerOptions(port, bindings, entry),
     ...stdio,
+    ...(persistDir ? { durableObjectsPersist: persistDir } : {}),
     ratelimits: rateLimit ? { RATE_LIMITER: { simple: rateLimit } } : {},
   });
   const ready = await within(30000, mf.ready, "miniflare start");

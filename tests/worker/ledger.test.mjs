@@ -1,0 +1,252 @@
+// No one spends more than allowed (issue 21): the quota ledger in workerd,
+// counted at the simulator. Every generate here is anonymous, and the
+// per-minute rate limiter is off (RATE_LIMIT=off) so that the ledger is the
+// only brake measured.
+//
+//   node --test --test-reporter=spec tests/worker/ledger.test.mjs
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { startSim, startWorker, within, sleep } from "./harness.mjs";
+
+const T = { timeout: 120000 };
+const json = { "content-type": "application/json" };
+
+let sim;
+before(async () => {
+  sim = await startSim(["--job-ms", "600000"]);
+});
+after(async () => {
+  await sim?.stop();
+});
+
+const stats = () => sim.control.stats();
+
+/** A worker with these quota settings (anonymous, no rate limiter). */
+const quotaWorker = (vars, options = {}) =>
+  startWorker({ simUrl: sim.url, rateLimit: null, vars: { RATE_LIMIT: "off", ...vars }, ...options });
+
+/** One generate from client address `ip`. */
+async function generate(base, { ip = "203.0.113.1", duration = 4, prompt = "a ledger job", key, model = "sora-2" } = {}) {
+  const body = { prompt, model, ...(duration === undefined ? {} : { soraParams: { duration } }) };
+  const headers = { ...json, "cf-connecting-ip": ip, ...(key ? { "idempotency-key": key } : {}) };
+  const res = await within(30000, fetch(`${base}/api/v2/videos/generate`, { method: "POST", headers, body: JSON.stringify(body) }), "generate");
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: text ? JSON.parse(text) : null };
+}
+
+async function usage(base, ip = "203.0.113.1") {
+  const res = await within(10000, fetch(`${base}/api/usage`, { headers: { "cf-connecting-ip": ip } }), "usage");
+  assert.equal(res.status, 200, "GET /api/usage");
+  return res.json();
+}
+
+/** Polls `check()` until it holds, at most `tries` times; its last value. */
+async function until(tries, what, check) {
+  let last;
+  for (let i = 0; i < tries; i++) {
+    last = await check();
+    if (last) return last;
+    await sleep(100);
+  }
+  assert.fail(`${what}: not within ${tries} tries (last: ${JSON.stringify(last)})`);
+}
+
+describe("reservations are exact under concurrency", () => {
+  test("one subject: 200 concurrent 4 s generates with a 40 s daily quota: exactly 10 created, 190 quota_exceeded", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40" });
+    try {
+      const before = await stats();
+      const answers = await Promise.all(Array.from({ length: 200 }, () => generate(w.url)));
+      const after = await stats();
+      assert.equal(after.jobsCreated - before.jobsCreated, 10, "jobs created upstream");
+      assert.equal(answers.filter((a) => a.status === 202).length, 10, "202s");
+      const refused = answers.filter((a) => a.status === 429);
+      assert.equal(refused.length, 190, "429s");
+      for (const r of refused) {
+        assert.equal(r.json.error.code, "quota_exceeded");
+        assert.equal(r.json.error.limit, "user_daily");
+        assert.equal(r.json.error.left, 0);
+        assert.ok(Number(r.headers.get("retry-after")) > 0 && Number(r.headers.get("retry-after")) <= 86400, "Retry-After runs to the day's end");
+      }
+      const mine = await usage(w.url);
+      assert.equal(mine.reservedSeconds + mine.usedSeconds, 40, JSON.stringify(mine));
+      assert.equal(mine.limitSeconds, 40);
+      assert.equal(mine.leftSeconds, 0);
+      assert.ok(mine.resetsAt > Date.now() && /^\d{4}-\d{2}-\d{2}$/.test(mine.day), JSON.stringify(mine));
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("in flight: the same with QUOTA_USER_IN_FLIGHT=3: exactly 3 created", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40", QUOTA_USER_IN_FLIGHT: "3" });
+    try {
+      const before = await stats();
+      const answers = await Promise.all(Array.from({ length: 200 }, () => generate(w.url, { ip: "203.0.113.2" })));
+      const after = await stats();
+      assert.equal(after.jobsCreated - before.jobsCreated, 3, "jobs created upstream");
+      const refused = answers.filter((a) => a.status === 429);
+      assert.equal(refused.length, 197);
+      assert.ok(refused.every((r) => r.json.error.limit === "user_in_flight"), "the in-flight limit");
+      assert.ok(refused.every((r) => Number(r.headers.get("retry-after")) <= 60), "a short Retry-After: a job settling frees a slot");
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("global cap: 10 subjects × 20 concurrent 4 s generates, 40 s each, 100 s in all: exactly 25 created", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40", QUOTA_GLOBAL_DAILY_SECONDS: "100" });
+    try {
+      const before = await stats();
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => generate(w.url, { ip: `198.18.0.${i % 10}` })),
+      );
+      const after = await stats();
+      assert.equal(after.jobsCreated - before.jobsCreated, 25, "jobs created upstream");
+      assert.equal(answers.filter((a) => a.status === 202).length, 25);
+      assert.equal(answers.filter((a) => a.status === 429).length, 175);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe("what a job counts for, and its fate", () => {
+  test("no duration: a generate without one counts as 4 s", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "8" });
+    try {
+      const before = await stats();
+      assert.equal((await generate(w.url, { duration: undefined, ip: "203.0.113.3" })).status, 202);
+      assert.equal((await usage(w.url, "203.0.113.3")).reservedSeconds, 4);
+      assert.equal((await generate(w.url, { duration: undefined, ip: "203.0.113.3" })).status, 202);
+      const third = await generate(w.url, { duration: undefined, ip: "203.0.113.3" });
+      assert.equal(third.status, 429, third.text);
+      assert.equal((await stats()).jobsCreated - before.jobsCreated, 2);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("sora-2-pro counts QUOTA_PRO_WEIGHT times its duration", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "20", QUOTA_PRO_WEIGHT: "3" });
+    try {
+      assert.equal((await generate(w.url, { model: "sora-2-pro", duration: 4, ip: "203.0.113.9" })).status, 202);
+      assert.equal((await usage(w.url, "203.0.113.9")).reservedSeconds, 12);
+      const again = await generate(w.url, { model: "sora-2-pro", duration: 4, ip: "203.0.113.9" });
+      assert.equal(again.status, 429);
+      assert.equal(again.json.error.left, 8);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("refund: an 8 s job that fails upstream is refunded without any webhook (relay off), and the next 8 s generate is accepted", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "8", PUBLIC_URL: undefined, RELAY_FALLBACK_MS: "300" });
+    try {
+      const ip = "203.0.113.4";
+      const failing = await generate(w.url, { duration: 8, ip, prompt: "a job that fails [fail] [ms=300]" });
+      assert.equal(failing.status, 202, failing.text);
+      assert.equal((await generate(w.url, { duration: 8, ip })).status, 429, "spent while it runs");
+      // Nobody reads the job: the job's object polls for its fate on its alarm.
+      const settled = await until(100, "the refund", async () => {
+        const u = await usage(w.url, ip);
+        return u.reservedSeconds === 0 && u.usedSeconds === 0 ? u : false;
+      });
+      assert.equal(settled.leftSeconds, 8);
+      const next = await generate(w.url, { duration: 8, ip, prompt: "the next job [ms=300]" });
+      assert.equal(next.status, 202, next.text);
+      const committed = await until(100, "the commit", async () => {
+        const u = await usage(w.url, ip);
+        return u.usedSeconds === 8 ? u : false;
+      });
+      assert.equal(committed.reservedSeconds, 0);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("ambiguous outcome: a generate whose answer is lost, then a retry with the same Idempotency-Key: 1 job, 1 reservation, committed once", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "8", RELAY_FALLBACK_MS: "300" });
+    try {
+      const ip = "203.0.113.5";
+      const key = randomUUID();
+      const before = await stats();
+      await sim.control.faults("generate", ["lost"]);
+      const lost = await generate(w.url, { duration: 4, ip, key, prompt: "a lost answer [ms=500]" });
+      assert.ok(lost.status >= 500, `the worker could not tell: ${lost.status} ${lost.text}`);
+      assert.equal((await usage(w.url, ip)).reservedSeconds, 4, "held while ambiguous");
+      const retry = await generate(w.url, { duration: 4, ip, key, prompt: "a lost answer [ms=500]" });
+      assert.equal(retry.status, 202, retry.text);
+      assert.equal((await stats()).jobsCreated - before.jobsCreated, 1, "one job upstream");
+      assert.equal((await usage(w.url, ip)).reservedSeconds, 4, "one reservation");
+      const done = await until(100, "the commit", async () => {
+        const u = await usage(w.url, ip);
+        return u.usedSeconds > 0 && u.reservedSeconds === 0 ? u : false;
+      });
+      assert.equal(done.usedSeconds, 4, "committed once");
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe("fail closed", () => {
+  test("a malformed QUOTA_* value: 503 not_configured naming it, 0 forwarded", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "forty" });
+    try {
+      const before = await stats();
+      const res = await generate(w.url);
+      assert.equal(res.status, 503);
+      assert.equal(res.json.error.code, "not_configured");
+      assert.match(res.json.error.message, /QUOTA_USER_DAILY_SECONDS/);
+      assert.equal((await stats()).requests.generate, before.requests.generate, "nothing forwarded");
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test("the ledger failing (a test-build fault): 503 and 0 forwarded", T, async () => {
+    const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40", TEST_LEDGER_FAULT: "on" }, { testRoutes: true });
+    try {
+      const before = await stats();
+      const res = await generate(w.url);
+      assert.equal(res.status, 503, res.text);
+      assert.equal((await stats()).requests.generate, before.requests.generate, "nothing forwarded");
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+test("restart: the ledger's figures persist across a workerd restart", T, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sora-edge-ledger-"));
+  const ip = "203.0.113.6";
+  try {
+    const first = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40" }, { persistDir: dir });
+    let before;
+    try {
+      assert.equal((await generate(first.url, { duration: 8, ip })).status, 202);
+      assert.equal((await generate(first.url, { duration: 4, ip })).status, 202);
+      before = await usage(first.url, ip);
+      assert.equal(before.reservedSeconds + before.usedSeconds, 12);
+    } finally {
+      await first.stop();
+    }
+    const second = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "40" }, { persistDir: dir });
+    try {
+      const after = await usage(second.url, ip);
+      assert.deepEqual(
+        { reserved: after.reservedSeconds, used: after.usedSeconds, left: after.leftSeconds },
+        { reserved: before.reservedSeconds, used: before.usedSeconds, left: before.leftSeconds },
+      );
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
