@@ -12,9 +12,11 @@ export WRANGLER_SEND_METRICS := false
 # The nightly build (scripts/build.sh, with a nightly std) is held to the 52 KB goal
 # (53,248 B). The stable build misses it (57,063 B on 2026-12-05) and keeps a regression
 # ceiling about 0.5 KB above that. What costs what is in BENCHMARKS.md; the one key
-# redaction (core::redact, every form of the key) added 1.3 KB to both.
+# redaction (core::redact, every form of the key) added 1.3 KB to both. The `token`
+# option (issue 20: bearer header, renewal, event-stream tickets, the edge's auth codes)
+# added 3.3 KB nightly (48,587 -> 51,905 B) and 3.1 KB stable (57,261 -> 60,346 B).
 SIZE_CEILING_NIGHTLY ?= 53248
-SIZE_CEILING_STABLE ?= 57600
+SIZE_CEILING_STABLE ?= 60800
 SIZE_CEILING ?= $(if $(filter nightly,$(shell cat target/pkg.toolchain 2>/dev/null)),$(SIZE_CEILING_NIGHTLY),$(SIZE_CEILING_STABLE))
 DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts

@@ -47,12 +47,20 @@ fn every_error_code() -> Vec<ErrorCode> {
         DeadlineExceeded,
         JobFailed,
         BadResponse,
+        AuthRequired,
+        TokenInvalid,
+        TokenExpired,
+        NotConfigured,
+        AuthUnavailable,
+        TurnstileRequired,
+        TurnstileFailed,
     ];
     for code in all {
         match code {
             InvalidRequest | Unauthorized | Forbidden | InsufficientCredits | NotFound
             | RateLimited | Upstream | Network | Timeout | Aborted | DeadlineExceeded
-            | JobFailed | BadResponse => {}
+            | JobFailed | BadResponse | AuthRequired | TokenInvalid | TokenExpired
+            | NotConfigured | AuthUnavailable | TurnstileRequired | TurnstileFailed => {}
         }
     }
     all.to_vec()
@@ -83,6 +91,27 @@ fn job_status_union_matches_the_known_statuses() {
     assert_eq!(
         union_after("export type JobStatus ="),
         set(known.iter().map(JobStatus::as_str))
+    );
+}
+
+#[test]
+fn edge_auth_codes_are_codes_of_the_union() {
+    let declared = union_after("export type SoraEdgeErrorCode =");
+    for code in ErrorCode::EDGE_AUTH {
+        assert!(declared.contains(code.as_str()), "{}", code.as_str());
+        assert_eq!(ErrorCode::edge_auth(code.as_str()), Some(code));
+    }
+}
+
+#[test]
+fn the_token_option_is_declared_with_both_forms() {
+    let start = DECLARATIONS
+        .find("export interface ClientOptions")
+        .expect("ClientOptions is declared");
+    let end = start + DECLARATIONS[start..].find("\n}").expect("it ends");
+    assert!(
+        DECLARATIONS[start..end].contains("token?: string | (() => string | Promise<string>);"),
+        "ClientOptions.token"
     );
 }
 

@@ -42,11 +42,15 @@ pub fn may_retry(kind: RequestKind, error: &SoraError, refused_before_send: bool
                     | ErrorCode::RateLimited
                     | ErrorCode::Upstream
                     | ErrorCode::BadResponse
+                    | ErrorCode::AuthUnavailable
             ) && error.retryable
         }
+        // The edge answers `auth_unavailable` before it forwards anything.
         RequestKind::Submit => {
-            error.code == ErrorCode::RateLimited
-                || (error.code == ErrorCode::Network && refused_before_send)
+            matches!(
+                error.code,
+                ErrorCode::RateLimited | ErrorCode::AuthUnavailable
+            ) || (error.code == ErrorCode::Network && refused_before_send)
         }
     }
 }
@@ -99,6 +103,26 @@ mod tests {
                 false,
             ),
             ("submit_400", Submit, InvalidRequest, false, false),
+            ("read_auth_unavailable", Read, AuthUnavailable, false, true),
+            (
+                "submit_auth_unavailable",
+                Submit,
+                AuthUnavailable,
+                false,
+                true,
+            ),
+            ("read_token_expired", Read, TokenExpired, false, false),
+            ("submit_token_expired", Submit, TokenExpired, false, false),
+            ("read_auth_required", Read, AuthRequired, false, false),
+            ("read_token_invalid", Read, TokenInvalid, false, false),
+            ("read_not_configured", Read, NotConfigured, false, false),
+            (
+                "submit_turnstile_failed",
+                Submit,
+                TurnstileFailed,
+                false,
+                false,
+            ),
         ];
         for (name, kind, code, refused, expected) in cases {
             assert_eq!(may_retry(kind, &error(code), refused), expected, "{name}");

@@ -36,6 +36,23 @@ pub enum ErrorCode {
     JobFailed,
     /// The upstream answered with something that is not the documented shape.
     BadResponse,
+    /// The edge worker needs a token and the request carried none (401).
+    AuthRequired,
+    /// The edge worker refused the token: malformed, wrong signature,
+    /// algorithm, issuer or audience (401).
+    TokenInvalid,
+    /// The edge worker refused the token as expired (401). With a `token`
+    /// function the library has already asked it for a fresh one once.
+    TokenExpired,
+    /// The edge worker has no (or a malformed) auth configuration (503).
+    NotConfigured,
+    /// The edge worker could not verify tokens just now: its key set is
+    /// unreachable (503). Nothing was forwarded.
+    AuthUnavailable,
+    /// The edge worker needs a Turnstile token (`cf-turnstile-response`) (401).
+    TurnstileRequired,
+    /// The edge worker's Turnstile check refused the token (401).
+    TurnstileFailed,
 }
 
 impl ErrorCode {
@@ -55,7 +72,34 @@ impl ErrorCode {
             ErrorCode::DeadlineExceeded => "deadline_exceeded",
             ErrorCode::JobFailed => "job_failed",
             ErrorCode::BadResponse => "bad_response",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::NotConfigured => "not_configured",
+            ErrorCode::AuthUnavailable => "auth_unavailable",
+            ErrorCode::TurnstileRequired => "turnstile_required",
+            ErrorCode::TurnstileFailed => "turnstile_failed",
         }
+    }
+
+    /// The codes only the edge worker gives, by its own decision about the
+    /// caller's token or challenge (issue 20): in an edge body
+    /// (`"source":"edge"`) its `error.code` wins over the status's code.
+    pub const EDGE_AUTH: [ErrorCode; 7] = [
+        ErrorCode::AuthRequired,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::NotConfigured,
+        ErrorCode::AuthUnavailable,
+        ErrorCode::TurnstileRequired,
+        ErrorCode::TurnstileFailed,
+    ];
+
+    /// The edge auth code spelled `code`, if it is one of [`ErrorCode::EDGE_AUTH`].
+    pub fn edge_auth(code: &str) -> Option<ErrorCode> {
+        ErrorCode::EDGE_AUTH
+            .into_iter()
+            .find(|c| c.as_str() == code)
     }
 
     /// Whether the same call may succeed if made again later.
@@ -68,6 +112,7 @@ impl ErrorCode {
                 | ErrorCode::Timeout
                 | ErrorCode::BadResponse
                 | ErrorCode::DeadlineExceeded
+                | ErrorCode::AuthUnavailable
         )
     }
 }
@@ -195,6 +240,35 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"code":"rate_limited","message":"slow down","retryable":true,"status":429,"retryAfterMs":1000,"jobId":"j","idempotencyKey":"k"}"#
         );
+    }
+
+    #[test]
+    fn edge_auth_codes_are_read_by_their_names_only() {
+        let cases = [
+            ("auth_required", Some(ErrorCode::AuthRequired), false),
+            ("token_invalid", Some(ErrorCode::TokenInvalid), false),
+            ("token_expired", Some(ErrorCode::TokenExpired), false),
+            ("not_configured", Some(ErrorCode::NotConfigured), false),
+            ("auth_unavailable", Some(ErrorCode::AuthUnavailable), true),
+            (
+                "turnstile_required",
+                Some(ErrorCode::TurnstileRequired),
+                false,
+            ),
+            ("turnstile_failed", Some(ErrorCode::TurnstileFailed), false),
+            // Every other code, even a real one, comes from the status.
+            ("unauthorized", None, false),
+            ("forbidden", None, false),
+            ("TOKEN_EXPIRED", None, false),
+            ("", None, false),
+        ];
+        for (text, code, retryable) in cases {
+            assert_eq!(ErrorCode::edge_auth(text), code, "{text}");
+            if let Some(code) = code {
+                assert_eq!(code.as_str(), text);
+                assert_eq!(code.default_retryable(), retryable, "{text}");
+            }
+        }
     }
 
     #[test]

@@ -61,6 +61,18 @@ impl UpstreamErrorBody {
             == Some("edge")
     }
 
+    /// The edge's own auth code, for a body the worker wrote
+    /// ([`UpstreamErrorBody::from_edge`]) whose `error.code` is one of
+    /// [`ErrorCode::EDGE_AUTH`]. An upstream body never decides this, even
+    /// when it spells the same code.
+    pub fn edge_auth_code(&self) -> Option<ErrorCode> {
+        if !self.from_edge() {
+            return None;
+        }
+        let code = self.error.as_ref()?.get("code")?.as_str()?;
+        ErrorCode::edge_auth(code)
+    }
+
     /// The human message: `{"message"}`, `{"error": "…"}`,
     /// `{"error": {"message", "code"}}` or `{"detail"}`.
     pub fn message(&self) -> Option<String> {
@@ -109,13 +121,19 @@ pub fn quoted_error_body(text: &str, parsed: Option<&UpstreamErrorBody>) -> Opti
 
 /// The error for a non-2xx answer.
 /// `parsed` is the body read as JSON, when it is JSON.
+///
+/// The code is the status's, with one exception: an edge body whose
+/// `error.code` is one of the edge's auth codes ([`ErrorCode::EDGE_AUTH`])
+/// gives that code, retryable as the code is by default (only
+/// `auth_unavailable`), whatever the status.
 pub fn error_from_status(
     status: u16,
     body: &str,
     parsed: Option<&UpstreamErrorBody>,
     retry_after_ms: Option<u64>,
 ) -> SoraError {
-    let code = match status {
+    let edge_auth = parsed.and_then(UpstreamErrorBody::edge_auth_code);
+    let code = edge_auth.unwrap_or(match status {
         400 | 409 | 413 | 415 | 422 => ErrorCode::InvalidRequest,
         401 => ErrorCode::Unauthorized,
         402 => ErrorCode::InsufficientCredits,
@@ -124,7 +142,7 @@ pub fn error_from_status(
         408 => ErrorCode::Timeout,
         429 => ErrorCode::RateLimited,
         _ => ErrorCode::Upstream,
-    };
+    });
     let detail = quoted_error_body(body, parsed).unwrap_or_else(|| "no details".to_string());
     // The worker marks the refusals it makes itself (src/edge/reply.rs);
     // anything else, relayed or direct, is the upstream's.
@@ -142,7 +160,9 @@ pub fn error_from_status(
     let mut error = SoraError::new(code, message);
     error.source = Some(source);
     error.status = Some(status);
-    error.retryable = is_retryable_status(status);
+    if edge_auth.is_none() {
+        error.retryable = is_retryable_status(status);
+    }
     error.retry_after_ms = retry_after_ms;
     if code == ErrorCode::InvalidRequest {
         error.field = parsed.and_then(UpstreamErrorBody::field);
@@ -277,6 +297,165 @@ mod tests {
         assert!(refused
             .message
             .starts_with("the sora-edge worker answered 403"));
+    }
+
+    /// (case, status, body, expected code, retryable, source)
+    type EdgeCase = (
+        &'static str,
+        u16,
+        &'static str,
+        &'static str,
+        bool,
+        &'static str,
+    );
+
+    #[test]
+    fn edge_auth_codes_win_over_the_status() {
+        let cases: [EdgeCase; 16] = [
+            (
+                "auth_required",
+                401,
+                r#"{"error":{"code":"auth_required","message":"no token","source":"edge"}}"#,
+                "auth_required",
+                false,
+                "edge",
+            ),
+            (
+                "token_invalid",
+                401,
+                r#"{"error":{"code":"token_invalid","message":"bad signature","source":"edge"}}"#,
+                "token_invalid",
+                false,
+                "edge",
+            ),
+            (
+                "token_expired",
+                401,
+                r#"{"error":{"code":"token_expired","message":"expired","source":"edge"}}"#,
+                "token_expired",
+                false,
+                "edge",
+            ),
+            (
+                "not_configured_503",
+                503,
+                r#"{"error":{"code":"not_configured","message":"set AUTH_JWKS_URL","source":"edge"}}"#,
+                "not_configured",
+                false,
+                "edge",
+            ),
+            (
+                "auth_unavailable_503",
+                503,
+                r#"{"error":{"code":"auth_unavailable","message":"JWKS down","source":"edge"}}"#,
+                "auth_unavailable",
+                true,
+                "edge",
+            ),
+            (
+                "turnstile_required",
+                401,
+                r#"{"error":{"code":"turnstile_required","message":"no header","source":"edge"}}"#,
+                "turnstile_required",
+                false,
+                "edge",
+            ),
+            (
+                "turnstile_failed",
+                401,
+                r#"{"error":{"code":"turnstile_failed","message":"refused","source":"edge"}}"#,
+                "turnstile_failed",
+                false,
+                "edge",
+            ),
+            (
+                "edge_code_under_an_odd_status",
+                400,
+                r#"{"error":{"code":"token_invalid","message":"x","source":"edge"}}"#,
+                "token_invalid",
+                false,
+                "edge",
+            ),
+            // Not the edge's: the status decides.
+            (
+                "upstream_spelling_an_edge_code",
+                401,
+                r#"{"error":{"code":"token_expired","message":"expired"}}"#,
+                "unauthorized",
+                false,
+                "upstream",
+            ),
+            (
+                "source_not_edge",
+                503,
+                r#"{"error":{"code":"auth_unavailable","message":"x","source":"upstream"}}"#,
+                "upstream",
+                true,
+                "upstream",
+            ),
+            (
+                "code_outside_the_object",
+                401,
+                r#"{"code":"token_expired","error":{"message":"x","source":"edge"}}"#,
+                "unauthorized",
+                false,
+                "edge",
+            ),
+            (
+                "other_edge_code",
+                403,
+                r#"{"error":{"code":"forbidden","message":"origin","source":"edge"}}"#,
+                "forbidden",
+                false,
+                "edge",
+            ),
+            (
+                "edge_rate_limited",
+                429,
+                r#"{"error":{"code":"rate_limited","message":"slow","source":"edge"}}"#,
+                "rate_limited",
+                true,
+                "edge",
+            ),
+            (
+                "code_not_a_string",
+                401,
+                r#"{"error":{"code":7,"message":"x","source":"edge"}}"#,
+                "unauthorized",
+                false,
+                "edge",
+            ),
+            (
+                "code_in_other_case",
+                401,
+                r#"{"error":{"code":"Token_Expired","message":"x","source":"edge"}}"#,
+                "unauthorized",
+                false,
+                "edge",
+            ),
+            (
+                "not_json",
+                401,
+                "token_expired",
+                "unauthorized",
+                false,
+                "upstream",
+            ),
+        ];
+        for (name, status, body, code, retryable, source) in cases {
+            let parsed: Option<UpstreamErrorBody> = serde_json::from_str(body).ok();
+            let error = error_from_status(status, body, parsed.as_ref(), None);
+            assert_eq!(
+                (
+                    error.code.as_str(),
+                    error.retryable,
+                    error.source,
+                    error.status
+                ),
+                (code, retryable, Some(source), Some(status)),
+                "{name}"
+            );
+        }
     }
 
     #[test]

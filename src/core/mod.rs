@@ -2,6 +2,7 @@
 //! runtime lives here, so `cargo test` covers it on the host in milliseconds.
 //! The one exception is `platform`: the parsers the runtime already has.
 
+pub mod auth;
 pub mod backoff;
 pub mod error;
 pub mod http;

@@ -15,7 +15,10 @@ pub struct UrlParts {
     pub hostname: String,
 }
 
-pub use imp::{base64, number_text, parse_http_date_ms, parse_number, parse_url, percent_decode};
+pub use imp::{
+    base64, encode_component, number_text, parse_http_date_ms, parse_number, parse_url,
+    parse_url_with_base, percent_decode,
+};
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
@@ -35,6 +38,21 @@ mod imp {
             protocol: url.protocol(),
             hostname: url.hostname(),
         })
+    }
+
+    /// `new URL(text, base)`: `text` resolved as `fetch` resolves a relative
+    /// URL; `None` when it throws.
+    pub fn parse_url_with_base(text: &str, base: &str) -> Option<UrlParts> {
+        let url = web_sys::Url::new_with_base(text, base).ok()?;
+        Some(UrlParts {
+            protocol: url.protocol(),
+            hostname: url.hostname(),
+        })
+    }
+
+    /// `encodeURIComponent(text)`.
+    pub fn encode_component(text: &str) -> String {
+        js_sys::encode_uri_component(text).into()
     }
 
     /// `Date.parse(text)` in Unix epoch milliseconds, `None` for NaN.
@@ -85,6 +103,32 @@ mod imp {
             protocol: [url.scheme(), ":"].concat(),
             hostname: url.host_str().unwrap_or("").to_string(),
         })
+    }
+
+    /// `text` resolved against `base`, as `new URL(text, base)` does it.
+    pub fn parse_url_with_base(text: &str, base: &str) -> Option<UrlParts> {
+        let url = url::Url::parse(base).ok()?.join(text).ok()?;
+        Some(UrlParts {
+            protocol: [url.scheme(), ":"].concat(),
+            hostname: url.host_str().unwrap_or("").to_string(),
+        })
+    }
+
+    /// `text` %-encoded as `encodeURIComponent` does it: everything but
+    /// ASCII letters, digits and `-_.!~*'()`.
+    pub fn encode_component(text: &str) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        const COMPONENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'!')
+            .remove(b'~')
+            .remove(b'*')
+            .remove(b'\'')
+            .remove(b'(')
+            .remove(b')');
+        utf8_percent_encode(text, COMPONENT).to_string()
     }
 
     /// An HTTP date (IMF-fixdate, RFC 850 or asctime) in Unix epoch milliseconds.

@@ -5,11 +5,12 @@
 //! No Rust closures cross into JavaScript: timers call `resolve` or
 //! `controller.abort` directly, so nothing can fire after it is dropped.
 
-use super::options::Options;
+use super::options::{token_fault, Options, Token};
+use crate::core::auth::renews_token;
 use crate::core::backoff::{may_retry, retry_delay_ms, RequestKind};
 use crate::core::http::{error_from_status, parse_retry_after, UpstreamErrorBody};
 use crate::core::platform::number_text;
-use crate::core::{ErrorCode, SoraError};
+use crate::core::{ErrorCode, Secrets, SoraError};
 use gloo_net::http::{Headers, Method, RequestBuilder, Response};
 use js_sys::{Array, Date, Function, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
@@ -62,11 +63,22 @@ fn deferred() -> (Promise, Function) {
     )
 }
 
+/// A pending timer, cleared when dropped: a sleep given up (the events
+/// stream's deadline timer, once the stream ends the wait) must not keep a
+/// runtime such as Node alive until it fires.
+struct Timer(i32);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(self.0);
+    }
+}
+
 /// Sleeps `ms`, or until `signal` aborts (then `aborted`, and the timer is cleared).
 pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), SoraError> {
     check_aborted(signal)?;
     let (timer, wake) = deferred();
-    let timer_id = set_timeout(&wake, ms);
+    let _pending = Timer(set_timeout(&wake, ms));
     let Some(signal) = signal else {
         let _ = JsFuture::from(timer).await;
         return Ok(());
@@ -75,7 +87,6 @@ pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), SoraErro
     let _ = signal.add_event_listener_with_callback("abort", &wake_on_abort);
     let _ = JsFuture::from(Promise::race(&Array::of2(&timer, &on_abort))).await;
     let _ = signal.remove_event_listener_with_callback("abort", &wake_on_abort);
-    clear_timeout(timer_id);
     check_aborted(Some(signal))
 }
 
@@ -125,6 +136,7 @@ impl Exchange {
         url: &str,
         body: Option<&str>,
         extra_headers: &[(&str, &str)],
+        token: Option<&str>,
         timeout_ms: f64,
     ) -> Result<(Exchange, Response), Failure> {
         check_aborted(opts.signal.as_ref())?;
@@ -161,12 +173,16 @@ impl Exchange {
         for (name, value) in &opts.headers {
             headers.set(name, value);
         }
+        // After the caller's headers: `token` wins over an `Authorization` there.
+        if let Some(token) = token {
+            headers.set("Authorization", &["Bearer ", token].concat());
+        }
         let mut builder = RequestBuilder::new(url)
             .method(method)
             .headers(headers)
             .abort_signal(Some(&exchange.controller.signal()));
-        if opts.api_key.is_some() {
-            // A redirect must not carry the key to a host we did not choose.
+        if opts.api_key.is_some() || token.is_some() {
+            // A redirect must not carry the key (or the token) to a host we did not choose.
             builder = builder.redirect(web_sys::RequestRedirect::Manual);
         }
         let request = match body {
@@ -242,19 +258,49 @@ pub fn timeout_until(opts: &Options, deadline_at: Option<f64>) -> f64 {
     }
 }
 
+/// The token for one request attempt: the string, or what the function
+/// gives now (awaited when it is a promise), so that a renewed one is used.
+/// An empty one is none.
+async fn bearer(opts: &Options) -> Result<Option<String>, SoraError> {
+    let given = match &opts.token {
+        None => return Ok(None),
+        Some(Token::Fixed(token)) => return Ok(Some(token.clone())),
+        Some(Token::Source(source)) => source.call0(&JsValue::UNDEFINED),
+    };
+    let thrown = |cause: JsValue| {
+        SoraError::invalid(
+            "token",
+            "the token function threw, or its Promise rejected (see cause); nothing was sent",
+        )
+        .with_cause(cause)
+    };
+    let token = JsFuture::from(Promise::resolve(&given.map_err(thrown)?))
+        .await
+        .map_err(thrown)?;
+    if let Some(fault) = token_fault(
+        &token,
+        "must return a string or a Promise of one, when it is a function",
+    ) {
+        return Err(fault);
+    }
+    Ok(token.as_string().filter(|t| !t.is_empty()))
+}
+
 /// One request: a 2xx body parsed by the platform's JSON parser, or the
 /// error its status and body make.
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     opts: &Options,
     method: Method,
     url: &str,
     body: Option<&str>,
     extra_headers: &[(&str, &str)],
+    token: Option<&str>,
     deadline_at: Option<f64>,
 ) -> Result<JsValue, Failure> {
     let timeout = timeout_until(opts, deadline_at);
     let (exchange, response) =
-        Exchange::send(opts, method, url, body, extra_headers, timeout).await?;
+        Exchange::send(opts, method, url, body, extra_headers, token, timeout).await?;
     let text = match response.text().await {
         Ok(text) => text,
         Err(e) => {
@@ -284,12 +330,17 @@ async fn exchange(
         .get("retry-after")
         .and_then(|v| parse_retry_after(&v, Date::now() as u64));
     let mut error = error_from_status(response.status(), &text, parsed.as_ref(), retry_after);
+    // The worker never quotes a token; should anything echo it, it is not shown.
+    if let Some(token) = token {
+        error = error.redact(&Secrets::new(&[token]));
+    }
     error.message = [&exchange.label, ": ", &error.message].concat();
     Err(error.into())
 }
 
-/// A request with retries by `kind`'s rules. A 2xx body must be JSON that
-/// `check` accepts; a body that is not counts as a failed attempt too.
+/// A request with retries by `kind`'s rules, with the caller's token
+/// resolved for each attempt. A 2xx body must be JSON that `check` accepts;
+/// a body that is not counts as a failed attempt too.
 #[allow(clippy::too_many_arguments)]
 pub async fn request(
     opts: &Options,
@@ -302,15 +353,33 @@ pub async fn request(
     check: fn(&JsValue) -> Result<(), SoraError>,
 ) -> Result<JsValue, SoraError> {
     let mut attempt = 0;
+    let mut renewed = false;
     loop {
-        let failure =
-            match exchange(opts, method.clone(), url, body, extra_headers, deadline_at).await {
-                Ok(json) => match check(&json) {
-                    Ok(()) => return Ok(json),
-                    Err(error) => error.into(),
-                },
-                Err(failure) => failure,
-            };
+        let token = bearer(opts).await?;
+        let failure = match exchange(
+            opts,
+            method.clone(),
+            url,
+            body,
+            extra_headers,
+            token.as_deref(),
+            deadline_at,
+        )
+        .await
+        {
+            Ok(json) => match check(&json) {
+                Ok(()) => return Ok(json),
+                Err(error) => error.into(),
+            },
+            Err(failure) => failure,
+        };
+        // The worker refused an expired token before forwarding anything:
+        // once, the function is asked again and the request repeated at once.
+        let from_function = matches!(opts.token, Some(Token::Source(_)));
+        if renews_token(&failure.error, from_function, renewed) {
+            renewed = true;
+            continue;
+        }
         let out_of_time = deadline_at.is_some_and(|at| Date::now() >= at);
         if attempt >= opts.max_retries
             || out_of_time

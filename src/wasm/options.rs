@@ -2,6 +2,7 @@
 //! so a wrong type becomes an ordinary `invalid_request` that names the
 //! option, the rule and the value, never a panic at the boundary.
 
+use crate::core::auth::{is_apiframe_base, is_token_text};
 use crate::core::request::check_idempotency_key;
 use crate::core::value::shorten;
 use crate::core::SoraError;
@@ -25,11 +26,23 @@ pub enum Transport {
     Events,
 }
 
+/// The caller's bearer token for its worker: as given, or the function that
+/// gives it (called once per request attempt, so a renewed token is used).
+#[derive(Clone)]
+pub enum Token {
+    /// A string, sent as it is.
+    Fixed(String),
+    /// A function returning a string or a promise of one.
+    Source(Function),
+}
+
 /// Every option of `ClientOptions`, `GenerateOptions` and `WaitOptions`.
 #[derive(Clone)]
 pub struct Options {
     pub base_url: String,
     pub api_key: Option<String>,
+    /// `None` when absent, empty, or `baseUrl` is Apiframe's own host.
+    pub token: Option<Token>,
     pub fetch: Function,
     pub signal: Option<AbortSignal>,
     pub timeout_ms: f64,
@@ -111,6 +124,45 @@ fn function(value: JsValue, key: &str) -> Result<Option<Function>, SoraError> {
     Ok(read(value, key, MUST_BE_FUNCTION, JsValue::is_function)?.map(JsCast::unchecked_into))
 }
 
+/// The rule a token breaks, or `None`. Its value is never quoted, only its
+/// type: a message about a wrong token must not carry it.
+pub fn token_fault(value: &JsValue, rule: &str) -> Option<SoraError> {
+    let fault = match value.as_string() {
+        Some(text) if is_token_text(&text) => return None,
+        Some(_) => "must be visible ASCII characters (no spaces or line breaks)",
+        None => rule,
+    };
+    let kind = match value.js_typeof().as_string() {
+        _ if value.is_null() => "null".to_string(),
+        Some(kind) => kind,
+        None => String::new(),
+    };
+    Some(SoraError::invalid(
+        "token",
+        ["token ", fault, " (got: ", &kind, ")"].concat(),
+    ))
+}
+
+/// The `token` option, checked: `None` for absent or empty.
+fn token(value: JsValue) -> Result<Option<Token>, SoraError> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    if value.is_function() {
+        return Ok(Some(Token::Source(value.unchecked_into())));
+    }
+    if let Some(fault) = token_fault(
+        &value,
+        "must be a string, or a function returning one or a Promise of one",
+    ) {
+        return Err(fault);
+    }
+    Ok(value
+        .as_string()
+        .filter(|t| !t.is_empty())
+        .map(Token::Fixed))
+}
+
 impl Options {
     /// Reads `opts` (absent, or an object).
     ///
@@ -183,12 +235,17 @@ impl Options {
             Some("events") => Transport::Events,
             _ => Transport::Auto,
         };
+        let base_url = string(get("baseUrl"), "baseUrl")?
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL)
+            .trim_end_matches('/')
+            .to_string();
+        // The token is for the app's own worker: checked wherever it is
+        // given, but never sent to Apiframe's own host.
+        let token = token(get("token"))?.filter(|_| !is_apiframe_base(&base_url));
         Ok(Options {
-            base_url: string(get("baseUrl"), "baseUrl")?
-                .as_deref()
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_string(),
+            base_url,
+            token,
             fetch,
             // Duck-typed, so that a polyfilled AbortSignal passes too.
             signal: read(get("signal"), "signal", "must be an AbortSignal", |s| {

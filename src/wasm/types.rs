@@ -45,6 +45,13 @@ export interface ClientOptions {
   baseUrl?: string;
   /** Server-side only; omit it behind the edge worker. */
   apiKey?: string;
+  /** The caller's token for the edge worker (e.g. a JWT from the app's sign-in), sent as
+   *  `Authorization: Bearer <token>` on every request to it (submit, status reads, the event
+   *  stream's ticket), never in a URL. A function is called (with no arguments) for every
+   *  request attempt, so a renewed token is picked up; on the worker's 401 `token_expired` it
+   *  is called once more and the request repeated once. Never sent when `baseUrl` is
+   *  Apiframe's own host (unset, or `api.apiframe.ai`). Wins over `headers.Authorization`. */
+  token?: string | (() => string | Promise<string>);
   /** Default: the runtime's global fetch. It is called with one `Request`. */
   fetch?: typeof fetch;
   /** Aborts the call (and any wait) at once. */
@@ -68,7 +75,8 @@ export interface WaitOptions extends ClientOptions {
   /** Overall; default 15 minutes. */
   deadlineMs?: number;
   /** "auto": the relay's event stream through EventSource where the runtime has one
-   *  and the server offers it (and no `fetch` or `headers` option is given), else polling. */
+   *  and the server offers it (and no `fetch` or `headers` option is given), else polling.
+   *  With a `token`, each stream connection first gets a ticket (`POST …/ticket`). */
   transport?: "auto" | "poll" | "events";
 }
 "#;
@@ -120,6 +128,13 @@ export type SoraEdgeErrorCode =
   | "deadline_exceeded"
   | "job_failed"
   | "bad_response"
+  | "auth_required"
+  | "token_invalid"
+  | "token_expired"
+  | "not_configured"
+  | "auth_unavailable"
+  | "turnstile_required"
+  | "turnstile_failed"
   | "not_initialized";
 
 /** Every rejection: `err instanceof SoraEdgeError`, with a stable `code` (the README has a table). */

@@ -48,7 +48,10 @@ expectType<Equal<NonNullable<WaitOptions["transport"]>, "auto" | "poll" | "event
 expectType<Equal<SoraEdgeErrorCode,
   | "invalid_request" | "unauthorized" | "forbidden" | "insufficient_credits" | "not_found"
   | "rate_limited" | "upstream" | "network" | "timeout" | "aborted" | "deadline_exceeded"
-  | "job_failed" | "bad_response" | "not_initialized">>();
+  | "job_failed" | "bad_response" | "auth_required" | "token_invalid" | "token_expired"
+  | "not_configured" | "auth_unavailable" | "turnstile_required" | "turnstile_failed"
+  | "not_initialized">>();
+expectType<Equal<ClientOptions["token"], string | (() => string | Promise<string>) | undefined>>();
 expectType<Equal<Submitted["status"], JobStatus>>();
 
 // ---- browsers and bundlers: init() first; Workers: initSync({ module }).
@@ -114,6 +117,25 @@ export async function useFunctions(): Promise<string | null> {
   return done.videoUrl;
 }
 
+// ---- the caller's token for its worker: a string, or a function (sync or async).
+declare function getSessionToken(): Promise<string>;
+export async function useToken(): Promise<void> {
+  const asString: ClientOptions = { baseUrl: "/api", token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln" };
+  const asFunction: WaitOptions = { baseUrl: "/api", token: () => "eyJ.e30.c2ln", transport: "events" };
+  const asAsync: GenerateOptions = { baseUrl: "/api", token: getSessionToken };
+  const client = new Client({ baseUrl: "/api", token: async () => (await getSessionToken()).trim() });
+  await client.run({ prompt: "signed in" }, { token: "per-call" });
+  await poll("job-1", asString);
+  await waitForJob("job-1", asFunction);
+  await generate({ prompt: "x" }, asAsync);
+}
+// @ts-expect-error the token is a string, not a number
+export const badTokenNumber: ClientOptions = { token: 42 };
+// @ts-expect-error a token function returns a string (or a Promise of one)
+export const badTokenFunction: ClientOptions = { token: () => 42 };
+// @ts-expect-error a token function takes no arguments the library would give
+export const badTokenArgs: ClientOptions = { token: (user: { id: string }) => user.id };
+
 export async function useClient(): Promise<void> {
   const client = new Client({ baseUrl: "/api", headers: { Authorization: "Bearer app-session" } });
   const submitted: Submitted = await client.generate({ prompt: "a tram in Lisbon", duration: 4 });
@@ -147,6 +169,9 @@ export async function handleErrors(): Promise<void> {
       const jobId: string | undefined = e.jobId;
       const idempotencyKey: string | undefined = e.idempotencyKey;
       if (code === "job_failed" || code === "deadline_exceeded") console.log(jobId);
+      if (code === "token_expired" || code === "auth_required" || code === "turnstile_required") console.log(e.source);
+      // @ts-expect-error not one of the contract's codes
+      if (code === "token_revoked") console.log("never");
       if (code === "not_initialized") await init();
       // @ts-expect-error not one of the contract's codes
       if (code === "rate_limit") console.log("never");

@@ -16,7 +16,8 @@ const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 const CODES = [
   "invalid_request", "unauthorized", "forbidden", "insufficient_credits", "not_found",
   "rate_limited", "upstream", "network", "timeout", "aborted", "deadline_exceeded",
-  "job_failed", "bad_response", "not_initialized",
+  "job_failed", "bad_response", "auth_required", "token_invalid", "token_expired",
+  "not_configured", "auth_unavailable", "turnstile_required", "turnstile_failed", "not_initialized",
 ];
 
 // ------------------------------------------------------------------ helpers
@@ -720,6 +721,8 @@ const BAD_OPTIONS = [
   ["headers", { headers: "X-A: 1" }],
   ["headers.X-Count", { headers: { "X-Count": 1 } }],
   ["deadlineMs", { deadlineMs: 0 }],
+  ["token", { token: 42 }],
+  ["token", { token: "two words" }],
   ["options", 42],
 ];
 
