@@ -569,7 +569,11 @@ impl DurableObject for Ledger {
     async fn fetch(&self, req: Request) -> Result<Response> {
         // A test build's fault: the ledger that cannot answer.
         #[cfg(feature = "test-routes")]
-        if self.env.var("TEST_LEDGER_FAULT").is_ok_and(|v| v.to_string() == "on") {
+        if self
+            .env
+            .var("TEST_LEDGER_FAULT")
+            .is_ok_and(|v| v.to_string() == "on")
+        {
             return Response::error("test fault: the ledger is down", 500);
         }
         self.answer(req).await
