@@ -108,7 +108,7 @@ size: | $(ARTIFACTS)
 # ----------------------------------------------------------------------- demo
 # The simulator (jobs of DEMO_JOB_MS) and the edge worker in local workerd
 # (wrangler dev), which serves the page (www/, with pkg/ copied to www/pkg/)
-# and /api on http://127.0.0.1:$(DEMO_PORT)/ (CONTRACT §3). With APIFRAME_API_KEY
+# and /api on http://127.0.0.1:$(DEMO_PORT)/ (README.md). With APIFRAME_API_KEY
 # set: no simulator, the real API; the key goes to the worker as a secret only.
 # Ctrl-C stops every process it started. See scripts/demo.mjs.
 DEMO_JOB_MS ?= 15000

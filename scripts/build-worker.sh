@@ -28,7 +28,7 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --no-typescript --experimental-reset-state-function \
   --out-dir "$out.tmp" --out-name sora_edge_worker \
   "$target_dir/wasm32-unknown-unknown/release/sora_edge_worker.wasm"
-# SORA_EDGE_KEEP_NAMES=1 keeps function names, for bench/profile.mjs.
+# SORA_EDGE_KEEP_NAMES=1 keeps function names, for `node bench/cpu.mjs --profile`.
 strip=(--strip-debug --strip-producers)
 [ -n "${SORA_EDGE_KEEP_NAMES:-}" ] && strip=(-g)
 wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \

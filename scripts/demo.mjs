@@ -20,12 +20,12 @@
 //   const stack = await startStack({ port, jobMs: 5000 }); // stack.url, stack.simUrl, stack.stop()
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freePort, portFree } from "./net.mjs";
 import { SIM_BIN, startSim } from "../tests/support/sim.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,28 +44,6 @@ process.on("exit", () => {
 });
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-function portFree(port) {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", () => res(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => res(true)));
-  });
-}
 
 /** Copies the package's web build to www/pkg/, where the worker serves it. */
 export function copyPkg() {

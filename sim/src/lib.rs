@@ -2,7 +2,7 @@
 //!
 //! See `sim/README.md` for the command line, prompt markers, fault injection
 //! and the `/__sim/*` control API. The contract it simulates is described in
-//! `shared/reference/APIFRAME-V2.md`; the binding command line and control API
+//! `docs/UPSTREAM.md`; the binding command line and control API
 //! are in `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 

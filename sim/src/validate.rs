@@ -1,4 +1,4 @@
-//! Validation of `POST /v2/videos/generate` bodies (APIFRAME-V2.md) and the
+//! Validation of `POST /v2/videos/generate` bodies (docs/UPSTREAM.md) and the
 //! simulator's prompt markers.
 
 use serde_json::{Map, Value};

@@ -1,7 +1,7 @@
 //! The one error type, with codes that are stable across releases so that
 //! callers can branch on them. It serializes to the fields of the
-//! JavaScript `SoraEdgeError` (CONTRACT.md §1), so the boundary builds that
-//! error in one place.
+//! JavaScript `SoraEdgeError` (docs/API.md, "Errors"), so the boundary
+//! builds that error in one place.
 
 use super::redact::Secrets;
 use serde::{Serialize, Serializer};

@@ -1,4 +1,4 @@
-//! The JavaScript boundary: the exported API of CONTRACT.md §1. Everything
+//! The JavaScript boundary: the exported API of docs/API.md. Everything
 //! that decides something is in `crate::core`; this layer converts values,
 //! calls `fetch` and sleeps.
 

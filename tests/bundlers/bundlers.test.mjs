@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { freePort } from "../../scripts/demo.mjs";
+import { freePort } from "../../scripts/net.mjs";
 import { startSim } from "../support/sim.mjs";
 import { cleanup, freshProject, launchChromium, openPage, packPackage, readmeBlocks, serveStatic, sh, shippedReadme, tempDir } from "./helpers.mjs";
 

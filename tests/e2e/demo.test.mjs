@@ -18,9 +18,10 @@ import { after, afterEach, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { startStack, freePort, ROOT } from "../../scripts/demo.mjs";
+import { startStack } from "../../scripts/demo.mjs";
+import { freePort } from "../../scripts/net.mjs";
 import { simControl } from "../support/sim-control.mjs";
-import { startSim } from "../support/sim.mjs";
+import { ROOT, startSim } from "../support/sim.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const ARGS = [

@@ -1,9 +1,9 @@
-// Test plumbing for the worker's callers (issue 20, docs in /work/spec/AUTH-SPEC.md):
-// signing keys with `kid`s, a JWKS server on 127.0.0.1, good and hostile
-// tokens, a stand-in for Cloudflare Turnstile's siteverify, and a scanner that
-// fails a test when a token, a secret or the API key shows up where a client
-// (or a log) can see it. Built on `jose` (a pinned dev dependency) and
-// node:crypto; every server listens on 127.0.0.1 only.
+// Test plumbing for the worker's callers (issue 20; README.md "Deploy for
+// real", docs/API.md): signing keys with `kid`s, a JWKS server on 127.0.0.1,
+// good and hostile tokens, a stand-in for Cloudflare Turnstile's siteverify,
+// and a scanner that fails a test when a token, a secret or the API key shows
+// up where a client (or a log) can see it. Built on `jose` (a pinned dev
+// dependency) and node:crypto; every server listens on 127.0.0.1 only.
 //
 //   import { generateSigningKey, startJwksServer, mintHs256, mintRs256, hostile } from "../support/auth.mjs";
 import { createHmac, createPrivateKey, sign as nodeSign, randomBytes } from "node:crypto";

@@ -1,4 +1,4 @@
-// Type test for the published `.d.ts` (CONTRACT.md §1): uses every export the
+// Type test for the published `.d.ts` (docs/API.md): uses every export the
 // way a user would, and proves wrong types are rejected (`@ts-expect-error`
 // fails the check if the line it guards is NOT an error, so loose or `any`
 // types make this file fail). Checked by `npx tsc -p tests/types --noEmit`.

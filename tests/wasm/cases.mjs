@@ -1,6 +1,6 @@
 // The wasm test cases, shared by Node (node.test.mjs) and Chromium
 // (browser.test.mjs, which runs them in a page). They exercise the public JS
-// API of CONTRACT.md §1 against the local simulator (docs/ARCHITECTURE.md).
+// API of docs/API.md against the local simulator (docs/ARCHITECTURE.md).
 //
 // Each case is { name, fn: async (lib, env) => void, timeoutMs } where
 //   lib = the imported `sora-edge` module,
@@ -130,7 +130,7 @@ function assertNoSecrets(err, env, what) {
   }
 }
 
-/** The contract's error shape (CONTRACT §1 "Errors"), plus the expected fields. */
+/** The error shape of docs/API.md ("Errors"), plus the expected fields. */
 function checkError(err, expect, what) {
   assert.ok(err instanceof Error, `${what}: rejection is not an Error: ${show(err)}`);
   assert.eq(err.name, "SoraEdgeError", `${what}: name`);

@@ -1,11 +1,11 @@
-// Issue 20, "Who may spend": the acceptance tests of /work/spec/AUTH-SPEC.md,
-// against the real worker (worker/build) in workerd (Miniflare 4) and the
-// Apiframe simulator. Every refusal is checked at the simulator's counters:
-// nothing forwarded means `/__sim/stats` did not move. Every response (status
-// line aside: headers and body) is scanned for the API key, the HS256 and
-// Turnstile secrets in all of the key's encodings, and for every token a test
-// sent; workerd's own output (startWorker's `onLog`) is kept and scanned at
-// the end.
+// Issue 20, "Who may spend": the acceptance tests of README.md "Deploy for
+// real" and the identity rules of docs/API.md, against the real worker
+// (worker/build) in workerd (Miniflare 4) and the Apiframe simulator. Every
+// refusal is checked at the simulator's counters: nothing forwarded means
+// `/__sim/stats` did not move. Every response (status line aside: headers and
+// body) is scanned for the API key, the HS256 and Turnstile secrets in all of
+// the key's encodings, and for every token a test sent; workerd's own output
+// (startWorker's `onLog`) is kept and scanned at the end.
 //
 //   cargo build --release -p apiframe-sim && bash scripts/build-worker.sh
 //   node --test --test-reporter=spec tests/worker/auth.test.mjs

@@ -4,7 +4,7 @@
 import { createHmac, createHash, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { connect } from "node:net";
-import { freePort } from "../../scripts/demo.mjs";
+import { freePort } from "../../scripts/net.mjs";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
@@ -28,6 +28,8 @@ export function within(ms, promise, what) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Its home is scripts/net.mjs (shared with `make demo`); passed on here for the
+// worker tests and the benches, which take their plumbing from this file.
 export { freePort };
 
 /** Starts the simulator with this suite's key; resolves with `{url, control, stop}`. */

@@ -1,4 +1,4 @@
-//! The sora-edge worker (CONTRACT.md §2) on workers-rs: routing, CORS, key
+//! The sora-edge worker (docs/API.md, part 2) on workers-rs: routing, CORS, key
 //! injection, body caps, validation and proxying in `#[event(fetch)]`; one
 //! Durable Object per job ([`relay::JobRelay`]) for webhook relay.
 //!
