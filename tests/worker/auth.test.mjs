@@ -798,6 +798,34 @@ describe("ownership (HS256): alice's job is hers", () => {
 
 // ============================================================ Turnstile
 
+describe("the library with a token, through the real worker (HS256)", () => {
+  const S = leak.secret(randomSecret(32), "HS256 secret (library)");
+  let W;
+  before(async () => {
+    W = (await startAuthWorker({ AUTH_HS256_SECRET: S })).url;
+  });
+  after(async () => {
+    for (const w of [...liveWorkers]) await w.stop();
+  });
+
+  test("run() with a token function: the job completes; an expired token is refreshed once by calling the function again", T, async () => {
+    const { run, generate: gen, isSoraEdgeError } = await import("sora-edge");
+    const expired = await mintHs256(S, { sub: "carol", exp: Math.floor(Date.now() / 1000) - 10 }, {});
+    const fresh = await mintHs256(S, { sub: "carol" }, { expiresIn: 600 });
+    leak.token(expired, "carol's expired token");
+    leak.token(fresh, "carol's token");
+    let calls = 0;
+    const token = async () => (++calls === 1 ? expired : fresh);
+    const job = await within(30000, run({ prompt: "carol's job [ms=600]" }, { baseUrl: `${W}/api`, token, transport: "poll", deadlineMs: 25000 }), "run()");
+    assert.equal(job.status, "COMPLETED");
+    assert.ok(calls >= 2, `the token function was called again after token_expired (${calls} calls)`);
+    const refused = await gen({ prompt: "no token" }, { baseUrl: `${W}/api` }).then(() => null, (e) => e);
+    assert.ok(isSoraEdgeError(refused), String(refused));
+    assert.equal(refused.code, "auth_required");
+    assert.equal(refused.source, "edge");
+  });
+});
+
 describe("Turnstile (TURNSTILE_SECRET, TURNSTILE_VERIFY_URL = a stand-in)", () => {
   const S = leak.secret(randomSecret(32), "HS256 secret (turnstile)");
   const TS = leak.secret(`0x4AAAAAAA-test-${randomSecret(12)}`, "Turnstile secret");
