@@ -875,6 +875,24 @@ describe("Turnstile (TURNSTILE_SECRET, TURNSTILE_VERIFY_URL = a stand-in)", () =
     assert.equal(res.status, 202, res.text);
     assert.equal(ts.calls.length - calls, 1, "siteverify calls");
   });
+
+  test("a retry with the same Idempotency-Key after its token was verified needs no new token (single-use tokens); another key does", T, async () => {
+    ts.setSuccess(true);
+    // A subject of its own: the rate limiter (5 a minute per subject) is not under test.
+    const token = leak.token(await mintHs256(S, { sub: "turnstile-retry-user" }, { expiresIn: 1800 }));
+    const key = `turnstile-retry-${randomUUID()}`;
+    const calls = ts.calls.length;
+    const first = await generate(W, { token, headers: { "cf-turnstile-response": "a-single-use-answer", "idempotency-key": key } });
+    assert.equal(first.status, 202, first.text);
+    ts.setSuccess(false); // the same answer again would now be refused: it was spent
+    const retry = await generate(W, { token, headers: { "idempotency-key": key } });
+    assert.equal(retry.status, 202, retry.text);
+    assert.equal(retry.json.jobId, first.json.jobId, "the same job");
+    assert.equal(ts.calls.length - calls, 1, "siteverify was asked once");
+    const other = await generate(W, { token, headers: { "idempotency-key": `${key}-other` } });
+    assert.equal(other.status, 401, other.text);
+    assert.equal(other.json.error.code, "turnstile_required");
+  });
 });
 
 // ============================================================== no leaks

@@ -74,6 +74,8 @@ struct Memory {
     refetched_at: Option<u64>,
     /// Imported keys: HS256 secrets by index, JWKs by `kid` and alg.
     crypto_keys: HashMap<String, web_sys::CryptoKey>,
+    /// Caller-scoped Idempotency-Keys whose generate passed Turnstile.
+    turnstile_keys: std::collections::HashSet<String>,
 }
 
 thread_local! {
@@ -388,6 +390,11 @@ async fn get_text(url: &str) -> Result<String, String> {
 
 /// Checks generate's Turnstile token at siteverify, when Turnstile is on.
 ///
+/// Turnstile tokens are single-use, so a retry of a generate whose token
+/// was verified (the same caller-scoped Idempotency-Key, `retry_key`) needs
+/// no new one. That memory is this isolate's: a retry that lands on another
+/// needs a fresh token.
+///
 /// # Errors
 /// `turnstile_required` without a token; `turnstile_failed` when siteverify
 /// says no or cannot be asked.
@@ -395,10 +402,16 @@ pub async fn turnstile(
     config: &Config,
     headers: &web_sys::Headers,
     address: &str,
+    retry_key: Option<&str>,
 ) -> Result<(), Refusal> {
     let Some((secret, verify_url)) = &config.auth.turnstile else {
         return Ok(());
     };
+    let verified_before =
+        retry_key.is_some_and(|key| MEMORY.with(|m| m.borrow().turnstile_keys.contains(key)));
+    if verified_before {
+        return Ok(());
+    }
     let response = headers
         .get("cf-turnstile-response")
         .ok()
@@ -431,7 +444,18 @@ pub async fn turnstile(
     }
     .await;
     match asked {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            if let Some(key) = retry_key {
+                MEMORY.with(|m| {
+                    let mut m = m.borrow_mut();
+                    if m.turnstile_keys.len() >= MAX_CACHED_TOKENS {
+                        m.turnstile_keys.clear();
+                    }
+                    m.turnstile_keys.insert(key.to_string());
+                });
+            }
+            Ok(())
+        }
         Ok(false) => Err(Refusal::TurnstileFailed),
         Err(_) => {
             worker::console_error!("edge: Turnstile's siteverify could not be asked");

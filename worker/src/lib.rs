@@ -335,7 +335,12 @@ async fn generate_job(
     {
         return Ok(reply);
     }
-    if let Err(refusal) = turnstile(config, &req.headers(), address).await {
+    let forward = scoped_forward(&plan.forward, &caller.subject);
+    let retry_key = forward
+        .iter()
+        .find(|(name, _)| name == "idempotency-key")
+        .map(|(_, key)| key.as_str());
+    if let Err(refusal) = turnstile(config, &req.headers(), address, retry_key).await {
         return Ok(refusal.reply());
     }
     let body = match read_body(req.into()).await? {
@@ -350,7 +355,6 @@ async fn generate_job(
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
-    let forward = scoped_forward(&plan.forward, &caller.subject);
     let reservation = match reserve(env, config, caller, &forward, &rewritten).await {
         Ok(reservation) => reservation,
         Err(reply) => return Ok(reply),
