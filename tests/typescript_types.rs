@@ -54,13 +54,16 @@ fn every_error_code() -> Vec<ErrorCode> {
         AuthUnavailable,
         TurnstileRequired,
         TurnstileFailed,
+        QuotaExceeded,
+        LedgerUnavailable,
     ];
     for code in all {
         match code {
             InvalidRequest | Unauthorized | Forbidden | InsufficientCredits | NotFound
             | RateLimited | Upstream | Network | Timeout | Aborted | DeadlineExceeded
             | JobFailed | BadResponse | AuthRequired | TokenInvalid | TokenExpired
-            | NotConfigured | AuthUnavailable | TurnstileRequired | TurnstileFailed => {}
+            | NotConfigured | AuthUnavailable | TurnstileRequired | TurnstileFailed
+            | QuotaExceeded | LedgerUnavailable => {}
         }
     }
     all.to_vec()

@@ -53,6 +53,12 @@ pub enum ErrorCode {
     TurnstileRequired,
     /// The edge worker's Turnstile check refused the token (401).
     TurnstileFailed,
+    /// The edge worker's quota ledger refused the generate (429): which
+    /// limit, and `retry_after_ms` until it frees. Nothing was forwarded.
+    QuotaExceeded,
+    /// The edge worker's quota ledger could not be reached (503). Nothing
+    /// was forwarded.
+    LedgerUnavailable,
 }
 
 impl ErrorCode {
@@ -79,13 +85,15 @@ impl ErrorCode {
             ErrorCode::AuthUnavailable => "auth_unavailable",
             ErrorCode::TurnstileRequired => "turnstile_required",
             ErrorCode::TurnstileFailed => "turnstile_failed",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::LedgerUnavailable => "ledger_unavailable",
         }
     }
 
     /// The codes only the edge worker gives, by its own decision about the
-    /// caller's token or challenge (issue 20): in an edge body
+    /// caller's token, challenge or quota: in an edge body
     /// (`"source":"edge"`) its `error.code` wins over the status's code.
-    pub const EDGE_AUTH: [ErrorCode; 7] = [
+    pub const EDGE_AUTH: [ErrorCode; 9] = [
         ErrorCode::AuthRequired,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -93,6 +101,8 @@ impl ErrorCode {
         ErrorCode::AuthUnavailable,
         ErrorCode::TurnstileRequired,
         ErrorCode::TurnstileFailed,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::LedgerUnavailable,
     ];
 
     /// The edge auth code spelled `code`, if it is one of [`ErrorCode::EDGE_AUTH`].
@@ -113,6 +123,7 @@ impl ErrorCode {
                 | ErrorCode::BadResponse
                 | ErrorCode::DeadlineExceeded
                 | ErrorCode::AuthUnavailable
+                | ErrorCode::LedgerUnavailable
         )
     }
 }

@@ -135,6 +135,8 @@ export type SoraEdgeErrorCode =
   | "auth_unavailable"
   | "turnstile_required"
   | "turnstile_failed"
+  | "quota_exceeded"
+  | "ledger_unavailable"
   | "not_initialized";
 
 /** Every rejection: `err instanceof SoraEdgeError`, with a stable `code` (the README has a table). */

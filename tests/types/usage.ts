@@ -50,7 +50,7 @@ expectType<Equal<SoraEdgeErrorCode,
   | "rate_limited" | "upstream" | "network" | "timeout" | "aborted" | "deadline_exceeded"
   | "job_failed" | "bad_response" | "auth_required" | "token_invalid" | "token_expired"
   | "not_configured" | "auth_unavailable" | "turnstile_required" | "turnstile_failed"
-  | "not_initialized">>();
+  | "quota_exceeded" | "ledger_unavailable" | "not_initialized">>();
 expectType<Equal<ClientOptions["token"], string | (() => string | Promise<string>) | undefined>>();
 expectType<Equal<Submitted["status"], JobStatus>>();
 

@@ -72,6 +72,16 @@ describe("reservations are exact under concurrency", () => {
         assert.equal(r.json.error.left, 0);
         assert.ok(Number(r.headers.get("retry-after")) > 0 && Number(r.headers.get("retry-after")) <= 86400, "Retry-After runs to the day's end");
       }
+      // The library names it: code quota_exceeded, from the worker, with the wait.
+      const { generate: libraryGenerate } = await import("sora-edge");
+      const spent = await libraryGenerate(
+        { prompt: "one more", duration: 4 },
+        { baseUrl: `${w.url}/api`, headers: { "cf-connecting-ip": "203.0.113.1" }, maxRetries: 0 },
+      ).then(() => null, (e) => e);
+      assert.equal(spent?.code, "quota_exceeded", String(spent));
+      assert.equal(spent.source, "edge");
+      assert.ok(spent.retryAfterMs > 0, `retryAfterMs ${spent.retryAfterMs}`);
+      assert.equal(spent.retryable, false, "the library does not retry it by itself");
       const mine = await usage(w.url);
       assert.equal(mine.reservedSeconds + mine.usedSeconds, 40, JSON.stringify(mine));
       assert.equal(mine.limitSeconds, 40);
