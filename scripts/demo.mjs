@@ -144,6 +144,9 @@ export async function checkKey(baseUrl, key) {
   return true;
 }
 
+/** make demo's quotas in its default anonymous mode (seconds of video a day). */
+export const DEMO_QUOTAS = { user: "300", global: "3000" };
+
 /** Secrets: to the worker through its env file, never on a command line. */
 export const SECRET_VARS = ["AUTH_HS256_SECRET", "AUTH_HS256_SECRET_PREVIOUS", "TURNSTILE_SECRET", "ADMIN_TOKEN"];
 /** Plain settings passed through from the environment as worker vars. */
@@ -161,13 +164,22 @@ export function demoSettings(env) {
     if (SECRET_VARS.includes(name)) secrets[name] = value;
     else if (PASSED_VARS.test(name)) vars[name] = value;
   }
-  if (!vars.AUTH_JWKS_URL && !secrets.AUTH_HS256_SECRET && !vars.AUTH_ANONYMOUS) vars.AUTH_ANONYMOUS = "on";
+  if (!vars.AUTH_JWKS_URL && !secrets.AUTH_HS256_SECRET && !vars.AUTH_ANONYMOUS) {
+    vars.AUTH_ANONYMOUS = "on";
+    // Anyone may spend in anonymous mode: a quota per client and for all.
+    vars.QUOTA_USER_DAILY_SECONDS ??= DEMO_QUOTAS.user;
+    vars.QUOTA_GLOBAL_DAILY_SECONDS ??= DEMO_QUOTAS.global;
+  }
   const mode = vars.AUTH_JWKS_URL
     ? `JWKS (${vars.AUTH_JWKS_URL})`
     : secrets.AUTH_HS256_SECRET
       ? "HS256 (AUTH_HS256_SECRET)"
       : `anonymous (AUTH_ANONYMOUS=${vars.AUTH_ANONYMOUS})`;
-  return { vars, secrets, mode };
+  const quotas = ["QUOTA_USER_DAILY_SECONDS", "QUOTA_GLOBAL_DAILY_SECONDS", "QUOTA_USER_IN_FLIGHT"]
+    .filter((name) => vars[name])
+    .map((name) => `${name}=${vars[name]}`)
+    .join(", ");
+  return { vars, secrets, mode, quotas: quotas || "none" };
 }
 
 async function get(url, ms = 2000) {
@@ -325,7 +337,7 @@ async function main() {
   console.log(apiKey
     ? "demo: APIFRAME_API_KEY is set: using the real Apiframe API (jobs cost credits)"
     : `demo: starting the Apiframe simulator (jobs of ${o.jobMs / 1000} s) and the edge worker…`);
-  console.log(`demo: identity mode: ${settings.mode}`);
+  console.log(`demo: identity mode: ${settings.mode}; quotas: ${settings.quotas}`);
   const started = Date.now();
   stack = await startStack({
     port: o.port,
@@ -353,6 +365,7 @@ ${line}
   upstream : ${stack.mode === "real" ? `${stack.upstream} (real API; the key stays in the worker)` : `simulator at ${stack.simUrl}`}
   worker   : wrangler dev (local workerd), /api -> upstream, page from www/
   identity : ${settings.mode}
+  quotas   : ${settings.quotas}
   ${stack.mode === "sim" ? 'tip      : "[fail:some reason]" in a prompt makes the job fail; "[ms=5000]" sets its length' : "relay    : " + (process.env.DEMO_PUBLIC_URL ? `webhooks to ${process.env.DEMO_PUBLIC_URL}` : "off (set DEMO_PUBLIC_URL to a public tunnel to enable); the page polls")}
 
   Ctrl-C stops everything.${o.verbose ? "" : "  (--verbose shows the worker's log)"}

@@ -3,6 +3,8 @@
 // the edge worker on the same origin at /api, which holds the Apiframe key: no
 // key ever appears here.
 
+import { showUsage } from "./usage.js";
+
 const API = { baseUrl: "/api" };
 const STORE_KEY = "sora-edge:jobs";
 const THEME_KEY = "sora-edge:theme";
@@ -24,6 +26,7 @@ const els = {
   cancel: $("cancel"), resume: $("resume"), announcer: $("announcer"),
   history: $("history"), historyEmpty: $("history-empty"), clearHistory: $("clear-history"),
   theme: $("theme"), themeLabel: $("theme-label"), themeIcon: $("theme-icon"), bootError: $("boot-error"),
+  quota: $("quota"),
 };
 
 let lib = null; // the sora-edge module once init() has run
@@ -96,6 +99,11 @@ function explain(err) {
     deadline_exceeded: ["Gave up waiting", "The job took longer than 15 minutes. Choose Resume waiting to keep following it."],
     job_failed: ["The video could not be made", msg],
     bad_response: ["The server sent something unexpected", msg],
+    quota_exceeded: ["Today's video quota is spent", secs ? `${msg}. It frees in about ${secs > 3600 ? `${Math.round(secs / 3600)} h` : `${secs} s`}.` : msg],
+    ledger_unavailable: ["The quota ledger is unavailable", "Nothing was sent. Try again in a moment."],
+    not_configured: ["This site is not set up to make videos", msg],
+    auth_required: ["Please sign in", "This site makes videos for signed-in users."],
+    token_expired: ["Your session has expired", "Sign in again, then try again."],
   };
   const [title, detail] = table[code] || ["Something went wrong", msg];
   return { code, title, detail };
@@ -336,9 +344,11 @@ els.form.addEventListener("submit", async (e) => {
     if (err && err.code === "invalid_request" && err.field && FIELDS.includes(err.field)) showFieldError(err.field, err.message);
     showSubmitError(err);
     setSubmitting(false);
+    showUsage(els.quota);
     return;
   }
   retryKey = null;
+  showUsage(els.quota);
   const rec = {
     id: submitted.jobId,
     prompt: req.prompt,
@@ -426,6 +436,7 @@ async function follow(id) {
     waits.delete(id);
     if (id === currentId) setSubmitting(false);
     renderPanel();
+    showUsage(els.quota);
   }
 }
 
@@ -691,6 +702,7 @@ async function boot() {
     return;
   }
   setSubmitting(false);
+  await showUsage(els.quota);
   document.documentElement.dataset.ready = "true";
   // Re-attach every job this browser was waiting on; the newest one goes in the panel.
   const running = history.filter((j) => RUNNING.has(j.status));

@@ -550,6 +550,33 @@ testCase("identity: make demo passes AUTH_HS256_SECRET through its env file and 
   }
 });
 
+testCase("quota: the page shows the seconds of video left today, and says so clearly when they are spent", async () => {
+  const port = await freePort();
+  const demo = await runDemo(port, { QUOTA_USER_DAILY_SECONDS: "4", QUOTA_GLOBAL_DAILY_SECONDS: "100" });
+  try {
+    assert(demo.url, `make demo did not start: exit ${demo.exited}\n${demo.output()}`);
+    assert.match(demo.output(), /quotas: QUOTA_USER_DAILY_SECONDS=4, QUOTA_GLOBAL_DAILY_SECONDS=100/, demo.output());
+    const page = await freshPage(demo.url);
+    await page.waitForSelector("#quota:not([hidden])", { timeout: 10000 });
+    assert.match(await page.textContent("#quota"), /^4 s of video left today$/);
+    await fillForm(page, { prompt: "A quiet harbour at dawn, gulls overhead", duration: 4 });
+    await page.click("#generate");
+    await until(10000, "the quota shows as spent", async () => /quota is spent/.test(await page.textContent("#quota")));
+    await fillForm(page, { prompt: "One more harbour, please", duration: 4 });
+    await page.click("#generate");
+    const p = await until(10000, "the refusal", async () => {
+      const q = await panel(page);
+      return q.error ? q : false;
+    });
+    assert.equal(p.error.code, "quota_exceeded", JSON.stringify(p.error));
+    assert.match(p.error.title, /quota is spent/i, JSON.stringify(p.error));
+    await page.screenshot({ path: join(ARTIFACTS, "e2e-quota.png"), fullPage: true });
+    await page.close();
+  } finally {
+    await demo.stop?.();
+  }
+});
+
 testCase("secrets: no request carries X-API-Key; the key is in no response body", async (t) => {
   await Promise.all(seen.bodyChecks);
   assert(seen.keyHeaders.length === 0, `requests with the key: ${seen.keyHeaders.join("; ")}`);
