@@ -266,9 +266,19 @@ pub struct Claims {
     iat: Option<f64>,
     iss: Option<String>,
     aud: Option<Audience>,
+    /// A per-subject daily quota in seconds of video: the app's plan for
+    /// this user, overriding `QUOTA_USER_DAILY_SECONDS`.
+    quota_seconds: Option<f64>,
 }
 
 impl Claims {
+    /// The `quota_seconds` claim, when it is a whole number of seconds.
+    pub fn quota_seconds(&self) -> Option<u64> {
+        self.quota_seconds
+            .filter(|q| q.is_finite() && *q >= 0.0 && q.fract() == 0.0)
+            .map(|q| q as u64)
+    }
+
     /// `exp` in ms since the epoch.
     pub fn expires_ms(&self) -> Option<u64> {
         self.exp.filter(|e| *e > 0.0).map(|e| (e * 1000.0) as u64)
@@ -733,6 +743,23 @@ mod tests {
         for (name, json, iss, aud, expected) in cases {
             let got = check_claims(&claims(json), &auth(iss, aud), now);
             assert_eq!(got, expected.map(str::to_string), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_plan_in_the_token() {
+        let claims = |json: &str| serde_json::from_str::<Claims>(json).unwrap();
+        assert_eq!(
+            claims(r#"{"quota_seconds":600}"#).quota_seconds(),
+            Some(600)
+        );
+        assert_eq!(claims(r#"{"quota_seconds":0}"#).quota_seconds(), Some(0));
+        for bad in [
+            r#"{"quota_seconds":-1}"#,
+            r#"{"quota_seconds":1.5}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(claims(bad).quota_seconds(), None, "{bad}");
         }
     }
 

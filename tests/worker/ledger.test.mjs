@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { startSim, startWorker, within, sleep } from "./harness.mjs";
+import { mintHs256 } from "../support/auth.mjs";
 
 const T = { timeout: 120000 };
 const json = { "content-type": "application/json" };
@@ -202,6 +203,34 @@ describe("what a job counts for, and its fate", () => {
       await w.stop();
     }
   });
+});
+
+test("a plan in the token: the quota_seconds claim overrides QUOTA_USER_DAILY_SECONDS for its subject", T, async () => {
+  const secret = "a-ledger-test-secret-of-at-least-32-bytes";
+  const w = await quotaWorker({ AUTH_ANONYMOUS: undefined, AUTH_HS256_SECRET: secret, QUOTA_USER_DAILY_SECONDS: "8" });
+  try {
+    const gen = async (token) => {
+      const res = await fetch(`${w.url}/api/v2/videos/generate`, {
+        method: "POST",
+        headers: { ...json, authorization: `Bearer ${token}` },
+        body: JSON.stringify({ prompt: "a planned job", model: "sora-2", soraParams: { duration: 4 } }),
+      });
+      return res.status;
+    };
+    const pro = await mintHs256(secret, { sub: "pro-user", quota_seconds: 16 }, { expiresIn: 600 });
+    const free = await mintHs256(secret, { sub: "free-user" }, { expiresIn: 600 });
+    const proStatuses = [];
+    for (let i = 0; i < 5; i++) proStatuses.push(await gen(pro));
+    const freeStatuses = [];
+    for (let i = 0; i < 3; i++) freeStatuses.push(await gen(free));
+    assert.deepEqual(proStatuses, [202, 202, 202, 202, 429], "16 s for the pro plan");
+    assert.deepEqual(freeStatuses, [202, 202, 429], "8 s by default");
+    const usage = await (await fetch(`${w.url}/api/usage`, { headers: { authorization: `Bearer ${pro}` } })).json();
+    assert.equal(usage.limitSeconds, 16, JSON.stringify(usage));
+    assert.equal(usage.leftSeconds, 0);
+  } finally {
+    await w.stop();
+  }
 });
 
 describe("fail closed", () => {

@@ -29,6 +29,8 @@ pub struct Caller {
     pub subject: String,
     /// Whether jobs are bound to this subject (a token mode).
     pub bound: bool,
+    /// The token's `quota_seconds` claim: this subject's daily limit.
+    pub quota_seconds: Option<u64>,
 }
 
 impl Caller {
@@ -66,8 +68,8 @@ struct Jwks {
 
 #[derive(Default)]
 struct Memory {
-    /// SHA-256 of a verified token → (subject, exp in ms).
-    tokens: HashMap<[u8; 32], (String, u64)>,
+    /// SHA-256 of a verified token → (subject, exp in ms, its quota claim).
+    tokens: HashMap<[u8; 32], (String, u64, Option<u64>)>,
     /// The JWKS, once fetched.
     jwks: Option<Vec<Jwk>>,
     /// When the JWKS was last fetched again for an unknown `kid` (ms).
@@ -118,6 +120,7 @@ pub async fn authenticate(
         return Ok(Caller {
             subject: anonymous_subject(address),
             bound: false,
+            quota_seconds: None,
         });
     }
     let authorization = headers.get("authorization").ok().flatten();
@@ -129,11 +132,12 @@ pub async fn authenticate(
     let now = now_ms();
     let hash: [u8; 32] = sha_256(token);
     let cached = MEMORY.with(|m| m.borrow().tokens.get(&hash).cloned());
-    if let Some((subject, exp_ms)) = cached {
+    if let Some((subject, exp_ms, quota_seconds)) = cached {
         if now < exp_ms {
             return Ok(Caller {
                 subject,
                 bound: true,
+                quota_seconds,
             });
         }
     }
@@ -146,19 +150,22 @@ pub async fn authenticate(
     verify_signature(mode, &parsed).await?;
     let subject = check_claims(&parsed.claims, &config.auth, now as f64 / 1000.0)?;
     let exp_ms = parsed.claims.expires_ms().unwrap_or(now);
+    let quota_seconds = parsed.claims.quota_seconds();
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
         if m.tokens.len() >= MAX_CACHED_TOKENS {
-            m.tokens.retain(|_, (_, exp)| now < *exp);
+            m.tokens.retain(|_, (_, exp, _)| now < *exp);
             if m.tokens.len() >= MAX_CACHED_TOKENS {
                 m.tokens.clear();
             }
         }
-        m.tokens.insert(hash, (subject.clone(), exp_ms));
+        m.tokens
+            .insert(hash, (subject.clone(), exp_ms, quota_seconds));
     });
     Ok(Caller {
         subject,
         bound: true,
+        quota_seconds,
     })
 }
 

@@ -53,6 +53,9 @@ pub struct Reserve {
     pub key: Option<String>,
     /// Seconds of video.
     pub seconds: u64,
+    /// The subject's own daily limit (a token's `quota_seconds`), over
+    /// `QUOTA_USER_DAILY_SECONDS`.
+    pub user_limit: Option<u64>,
 }
 
 /// The ledger's answer to [`Reserve`].
@@ -119,6 +122,7 @@ struct ById {
 #[derive(Serialize, Deserialize)]
 struct BySubject {
     subject: String,
+    user_limit: Option<u64>,
 }
 
 /// The worker's handle on the ledger.
@@ -215,12 +219,13 @@ impl<'a> LedgerCall<'a> {
         .map(drop)
     }
 
-    /// A subject's day.
-    pub async fn usage(&self, subject: &str) -> Result<Usage> {
+    /// A subject's day; `user_limit` is their own limit (a token's claim), if any.
+    pub async fn usage(&self, subject: &str, user_limit: Option<u64>) -> Result<Usage> {
         self.call(
             "/usage",
             &BySubject {
                 subject: subject.to_string(),
+                user_limit,
             },
         )
         .await
@@ -369,7 +374,8 @@ impl Ledger {
                 .exec("DELETE FROM reservations WHERE id = ?", vec![text(&id)])?;
         }
         let standing = self.standing(day, &reserve.subject)?;
-        if let Err(exceeded) = check(quotas, quotas.user_daily, standing, reserve.seconds, now) {
+        let user_limit = reserve.user_limit.or(quotas.user_daily);
+        if let Err(exceeded) = check(quotas, user_limit, standing, reserve.seconds, now) {
             return Ok(Reserved {
                 id: None,
                 limit: Some(exceeded.limit.to_string()),
@@ -399,7 +405,7 @@ impl Ledger {
         })
     }
 
-    fn usage(&self, subject: &str, quotas: &Quotas, now: u64) -> Result<Usage> {
+    fn usage(&self, subject: &str, limit: Option<u64>, now: u64) -> Result<Usage> {
         let day = day_of(now);
         let (used, _) = self.sum(
             "SELECT SUM(seconds) AS seconds, COUNT(*) AS jobs FROM reservations WHERE day = ? AND subject = ? AND state = 'committed'",
@@ -413,8 +419,8 @@ impl Ledger {
             day: day_name(day),
             used_seconds: used,
             reserved_seconds: reserved,
-            limit_seconds: quotas.user_daily,
-            left_seconds: quotas.user_daily.map(|l| l.saturating_sub(used + reserved)),
+            limit_seconds: limit,
+            left_seconds: limit.map(|l| l.saturating_sub(used + reserved)),
             in_flight,
             resets_at: day_end_ms(day),
         })
@@ -536,8 +542,12 @@ impl Ledger {
                 Response::from_json(&serde_json::json!({ "ok": true }))
             }
             "/usage" => {
-                let BySubject { subject } = req.json().await?;
-                Response::from_json(&self.usage(&subject, &quotas, now)?)
+                let BySubject {
+                    subject,
+                    user_limit,
+                } = req.json().await?;
+                let limit = user_limit.or(quotas.user_daily);
+                Response::from_json(&self.usage(&subject, limit, now)?)
             }
             _ => Response::error("no such ledger operation", 404),
         }

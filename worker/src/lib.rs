@@ -237,6 +237,7 @@ async fn caller_of(
         return Ok(Caller {
             bound: config.auth.uses_tokens(),
             subject,
+            quota_seconds: None,
         });
     }
     authenticate(config, &req.headers(), address).await
@@ -255,7 +256,9 @@ async fn usage(env: &Env, config: &Config, caller: &Caller) -> Result<Reply> {
     if let Err(problem) = &config.quotas {
         return Ok(Refusal::NotConfigured(problem.clone()).reply());
     }
-    let usage = LedgerCall::new(env).usage(&caller.subject).await?;
+    let usage = LedgerCall::new(env)
+        .usage(&caller.subject, caller.quota_seconds)
+        .await?;
     Ok(Reply::json(serde_json::to_string(&usage)?))
 }
 
@@ -410,6 +413,7 @@ async fn reserve(
             .find(|(name, _)| name == "idempotency-key")
             .map(|(_, key)| key.clone()),
         seconds: quotas.seconds(&model, duration),
+        user_limit: caller.quota_seconds,
     };
     match LedgerCall::new(env).reserve(&request).await {
         Ok(Ok(id)) => Ok(Some(id)),
