@@ -1,4 +1,4 @@
-//! Routing: the worker's six routes (docs/ARCHITECTURE.md) and nothing else.
+//! Routing: the worker's routes (docs/API.md) and nothing else.
 //!
 //! The path is checked before it is matched. No route needs a percent
 //! sign, a dot segment, an empty segment or a backslash, so a path with any
@@ -24,14 +24,29 @@ pub enum Route {
     Webhook,
     /// `GET /api/usage`: the caller's quota figures for the day.
     Usage,
+    /// `GET /api/admin/ledger?day=YYYY-MM-DD`: the day's audit rows (NDJSON),
+    /// for the operator (`ADMIN_TOKEN`).
+    AdminLedger,
+    /// `POST /api/admin/ledger/grant` or `.../block`: more seconds for a
+    /// subject today, or none.
+    AdminChange(AdminChange),
+}
+
+/// What the operator changes about a subject's day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminChange {
+    /// More seconds for the day.
+    Grant,
+    /// No more generates for the day.
+    Block,
 }
 
 impl Route {
     /// The method the route serves (besides `OPTIONS`).
     pub fn method(&self) -> &'static str {
         match self {
-            Route::Generate | Route::Webhook | Route::Ticket(_) => "POST",
-            Route::Job(_) | Route::Events(_) | Route::Usage => "GET",
+            Route::Generate | Route::Webhook | Route::Ticket(_) | Route::AdminChange(_) => "POST",
+            Route::Job(_) | Route::Events(_) | Route::Usage | Route::AdminLedger => "GET",
         }
     }
 
@@ -122,6 +137,9 @@ pub fn route(method: &str, path: &str) -> Result<Routed, Reply> {
         ["api", "v2", "videos", "generate"] => Route::Generate,
         ["api", "webhooks", "apiframe"] => Route::Webhook,
         ["api", "usage"] => Route::Usage,
+        ["api", "admin", "ledger"] => Route::AdminLedger,
+        ["api", "admin", "ledger", "grant"] => Route::AdminChange(AdminChange::Grant),
+        ["api", "admin", "ledger", "block"] => Route::AdminChange(AdminChange::Block),
         ["api", "v2", "jobs", id] if !id.is_empty() => job_route(id, Route::Job)?,
         ["api", "v2", "jobs", id, "events"] => job_route(id, Route::Events)?,
         ["api", "v2", "jobs", id, "ticket"] => job_route(id, Route::Ticket)?,

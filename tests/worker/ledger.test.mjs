@@ -233,6 +233,39 @@ test("a plan in the token: the quota_seconds claim overrides QUOTA_USER_DAILY_SE
   }
 });
 
+test("the operator: the day's audit rows as NDJSON with ADMIN_TOKEN, a grant and a block, each an audit row too", T, async () => {
+  const admin = "an-admin-token-for-the-ledger-test";
+  const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "4", ADMIN_TOKEN: admin });
+  const ip = "203.0.113.7";
+  const asAdmin = (path, init = {}) =>
+    fetch(`${w.url}${path}`, { ...init, headers: { ...json, authorization: `Bearer ${admin}`, ...(init.headers ?? {}) } });
+  try {
+    assert.equal((await fetch(`${w.url}/api/admin/ledger`)).status, 401, "no token");
+    assert.equal((await fetch(`${w.url}/api/admin/ledger`, { headers: { authorization: "Bearer wrong" } })).status, 401, "a wrong token");
+    assert.equal((await generate(w.url, { ip })).status, 202);
+    assert.equal((await generate(w.url, { ip })).status, 429, "spent");
+    const granted = await asAdmin("/api/admin/ledger/grant", { method: "POST", body: JSON.stringify({ subject: `ip:${ip}`, seconds: 4 }) });
+    assert.equal(granted.status, 200, await granted.clone().text());
+    assert.equal((await generate(w.url, { ip })).status, 202, "4 s more after the grant");
+    assert.equal((await usage(w.url, ip)).limitSeconds, 8);
+    const blocked = await asAdmin("/api/admin/ledger/block", { method: "POST", body: JSON.stringify({ subject: `ip:${ip}` }) });
+    assert.equal(blocked.status, 200);
+    const refused = await generate(w.url, { ip });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.json.error.limit, "blocked");
+    const day = new Date().toISOString().slice(0, 10);
+    const res = await asAdmin(`/api/admin/ledger?day=${day}`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type"), /ndjson/);
+    const rows = (await res.text()).trim().split("\n").map((line) => JSON.parse(line)).filter((r) => r.subject === `ip:${ip}`);
+    assert.deepEqual(rows.map((r) => r.event), ["reserve", "grant (operator)", "reserve", "block (operator)"]);
+    assert.ok(rows.every((r) => typeof r.at === "number" && typeof r.seconds === "number"), JSON.stringify(rows));
+    assert.equal((await asAdmin("/api/admin/ledger?day=yesterday")).status, 400, "a malformed day");
+  } finally {
+    await w.stop();
+  }
+});
+
 describe("fail closed", () => {
   test("a malformed QUOTA_* value: 503 not_configured naming it, 0 forwarded", T, async () => {
     const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "forty" });

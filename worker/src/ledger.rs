@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE INDEX IF NOT EXISTS reservations_by_subject ON reservations (day, subject, state);
 CREATE INDEX IF NOT EXISTS reservations_by_job ON reservations (job_id);
 CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (state, at);
+CREATE TABLE IF NOT EXISTS grants (
+  day INTEGER NOT NULL, subject TEXT NOT NULL, seconds INTEGER NOT NULL, blocked INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (day, subject));
 CREATE TABLE IF NOT EXISTS audit (
   at INTEGER NOT NULL, day INTEGER NOT NULL, subject TEXT NOT NULL, job_id TEXT,
   seconds INTEGER NOT NULL, event TEXT NOT NULL, flagged INTEGER NOT NULL DEFAULT 0);
@@ -119,6 +122,23 @@ struct ById {
     id: String,
 }
 
+/// The operator's change to a subject's day.
+#[derive(Serialize, Deserialize)]
+pub struct Change {
+    /// Whose day.
+    pub subject: String,
+    /// Seconds to grant (a grant), none for a block.
+    pub seconds: Option<u64>,
+    /// Block the subject for the rest of the day.
+    #[serde(default)]
+    pub block: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ByDay {
+    day: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct BySubject {
     subject: String,
@@ -175,6 +195,7 @@ impl<'a> LedgerCall<'a> {
                 limit: match limit.as_str() {
                     "user_in_flight" => "user_in_flight",
                     "global_daily" => "global_daily",
+                    "blocked" => "blocked",
                     _ => "user_daily",
                 },
                 left: answer.left,
@@ -217,6 +238,19 @@ impl<'a> LedgerCall<'a> {
         )
         .await
         .map(drop)
+    }
+
+    /// The operator grants a subject more seconds today, or blocks it.
+    pub async fn change(&self, change: &Change) -> Result<()> {
+        self.call::<_, serde_json::Value>("/change", change)
+            .await
+            .map(drop)
+    }
+
+    /// Day `day`'s audit rows, one JSON object a line.
+    pub async fn audit(&self, day: u64) -> Result<String> {
+        let rows: Vec<serde_json::Value> = self.call("/audit", &ByDay { day }).await?;
+        Ok(rows.iter().map(|row| format!("{row}\n")).collect())
     }
 
     /// A subject's day; `user_limit` is their own limit (a token's claim), if any.
@@ -374,7 +408,19 @@ impl Ledger {
                 .exec("DELETE FROM reservations WHERE id = ?", vec![text(&id)])?;
         }
         let standing = self.standing(day, &reserve.subject)?;
-        let user_limit = reserve.user_limit.or(quotas.user_daily);
+        let (granted, blocked) = self.grant(day, &reserve.subject)?;
+        if blocked {
+            return Ok(Reserved {
+                id: None,
+                limit: Some("blocked".to_string()),
+                left: 0,
+                retry_after_s: (day_end_ms(day) - now).div_ceil(1000),
+            });
+        }
+        let user_limit = reserve
+            .user_limit
+            .or(quotas.user_daily)
+            .map(|limit| limit + granted);
         if let Err(exceeded) = check(quotas, user_limit, standing, reserve.seconds, now) {
             return Ok(Reserved {
                 id: None,
@@ -405,8 +451,33 @@ impl Ledger {
         })
     }
 
+    /// The operator's grant (seconds) and block for a subject's day.
+    fn grant(&self, day: u64, subject: &str) -> Result<(u64, bool)> {
+        #[derive(Deserialize)]
+        struct Grant {
+            seconds: f64,
+            blocked: f64,
+        }
+        let grants: Vec<Grant> = self
+            .sql()?
+            .exec(
+                "SELECT seconds, blocked FROM grants WHERE day = ? AND subject = ?",
+                vec![int(day), text(subject)],
+            )?
+            .to_array()?;
+        Ok(grants
+            .first()
+            .map_or((0, false), |g| (g.seconds as u64, g.blocked > 0.0)))
+    }
+
     fn usage(&self, subject: &str, limit: Option<u64>, now: u64) -> Result<Usage> {
         let day = day_of(now);
+        let (granted, blocked) = self.grant(day, subject)?;
+        let limit = if blocked {
+            Some(0)
+        } else {
+            limit.map(|l| l + granted)
+        };
         let (used, _) = self.sum(
             "SELECT SUM(seconds) AS seconds, COUNT(*) AS jobs FROM reservations WHERE day = ? AND subject = ? AND state = 'committed'",
             vec![int(day), text(subject)],
@@ -540,6 +611,41 @@ impl Ledger {
                     }
                 }
                 Response::from_json(&serde_json::json!({ "ok": true }))
+            }
+            "/change" => {
+                let change: Change = req.json().await?;
+                let day = day_of(now);
+                self.sql()?.exec(
+                    "INSERT INTO grants (day, subject, seconds, blocked) VALUES (?, ?, ?, ?) ON CONFLICT (day, subject) DO UPDATE SET seconds = seconds + excluded.seconds, blocked = MAX(blocked, excluded.blocked)",
+                    vec![int(day), text(&change.subject), int(change.seconds.unwrap_or(0)), int(u64::from(change.block))],
+                )?;
+                let row = Row {
+                    id: String::new(),
+                    day: day as f64,
+                    subject: change.subject.clone(),
+                    seconds: change.seconds.unwrap_or(0) as f64,
+                    state: String::new(),
+                    job_id: None,
+                    flagged: 0.0,
+                };
+                let event = if change.block {
+                    "block (operator)"
+                } else {
+                    "grant (operator)"
+                };
+                self.audit(&row, event, false, now)?;
+                Response::from_json(&serde_json::json!({ "ok": true }))
+            }
+            "/audit" => {
+                let ByDay { day } = req.json().await?;
+                let rows: Vec<serde_json::Value> = self
+                    .sql()?
+                    .exec(
+                        "SELECT at, subject, job_id AS jobId, seconds, event, flagged FROM audit WHERE day = ? ORDER BY rowid",
+                        vec![int(day)],
+                    )?
+                    .to_array()?;
+                Response::from_json(&rows)
             }
             "/usage" => {
                 let BySubject {

@@ -34,6 +34,7 @@ use sora_edge::edge::ledger::QuotaEnv;
 use sora_edge::edge::plan::{plan, plan_headers, Decision, Plan};
 use sora_edge::edge::recent::{After, Before, Recent};
 use sora_edge::edge::reply::Reply;
+use sora_edge::edge::route::AdminChange;
 use sora_edge::edge::upstream::{self as answers, Expected};
 use sora_edge::edge::{generate, webhook, Route};
 use std::collections::HashMap;
@@ -193,6 +194,10 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         let reply = relay_webhook(req.into(), &env).await;
         return respond_raw(internal_on_error(reply, &plan.route), &plan.cors);
     }
+    if matches!(plan.route, Route::AdminLedger | Route::AdminChange(_)) {
+        let reply = admin(req, &env, &plan.route).await;
+        return respond_raw(internal_on_error(reply, &plan.route), &plan.cors);
+    }
     let caller = match caller_of(&req, &env, &config, &plan.route, &address).await {
         Ok(caller) => caller,
         Err(refusal) => return respond_raw(refusal.reply(), &plan.cors),
@@ -207,7 +212,9 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         }
         Route::Ticket(id) => ticket(&env, id, &caller).await,
         Route::Usage => usage(&env, &config, &caller).await,
-        Route::Webhook => unreachable!("answered above"),
+        Route::Webhook | Route::AdminLedger | Route::AdminChange(_) => {
+            unreachable!("answered above")
+        }
     };
     respond_raw(internal_on_error(reply, &plan.route), &plan.cors)
 }
@@ -249,6 +256,99 @@ fn ticket_in(url: &str) -> Option<String> {
     url.query_pairs()
         .find(|(name, _)| name == "ticket")
         .map(|(_, value)| value.into_owned())
+}
+
+/// The operator's view of the ledger, with `Authorization: Bearer
+/// $ADMIN_TOKEN` (a secret of its own, not the API key): a day's audit rows
+/// as NDJSON, or a grant or block for a subject's day (itself an audit row).
+async fn admin(req: web_sys::Request, env: &Env, route: &Route) -> Result<Reply> {
+    let expected = env
+        .secret("ADMIN_TOKEN")
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if expected.is_empty() {
+        return Ok(Refusal::NotConfigured("ADMIN_TOKEN is not set".into()).reply());
+    }
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let given = sora_edge::edge::auth::bearer(authorization.as_deref(), None).unwrap_or("");
+    // Compared as digests: equal lengths, and nothing of the token in a timing.
+    let digest = |text: &str| -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes()).into()
+    };
+    if digest(given) != digest(&expected) {
+        return Ok(Reply::error(
+            401,
+            "token_invalid",
+            "the admin routes need Authorization: Bearer $ADMIN_TOKEN",
+        ));
+    }
+    let ledger = LedgerCall::new(env);
+    match route {
+        Route::AdminLedger => {
+            let day = worker::Url::parse(&req.url()).ok().and_then(|url| {
+                url.query_pairs()
+                    .find(|(n, _)| n == "day")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let day = match day.as_deref().map(day_number) {
+                None => sora_edge::edge::ledger::day_of(Date::now().as_millis()),
+                Some(Some(day)) => day,
+                Some(None) => {
+                    return Ok(Reply::invalid("day", "day must be a UTC date, YYYY-MM-DD"))
+                }
+            };
+            let mut reply = Reply::json(ledger.audit(day).await?);
+            reply
+                .headers
+                .push(("content-type".into(), "application/x-ndjson".into()));
+            Ok(reply)
+        }
+        Route::AdminChange(change) => {
+            let body = match read_body(Request::from(req)).await? {
+                Ok(body) => body,
+                Err(reply) => return Ok(reply),
+            };
+            #[derive(serde::Deserialize)]
+            struct Asked {
+                subject: String,
+                seconds: Option<u64>,
+            }
+            let Ok(asked) = serde_json::from_slice::<Asked>(&body) else {
+                return Ok(Reply::invalid(
+                    "body",
+                    "body must be {\"subject\": string, \"seconds\"?: whole number}",
+                ));
+            };
+            let block = *change == AdminChange::Block;
+            if !block && asked.seconds.is_none() {
+                return Ok(Reply::invalid("seconds", "a grant names its seconds"));
+            }
+            ledger
+                .change(&ledger::Change {
+                    subject: asked.subject,
+                    seconds: asked.seconds,
+                    block,
+                })
+                .await?;
+            Ok(Reply::json("{\"ok\":true}".to_string()))
+        }
+        _ => Ok(Reply::not_found("/api/admin")),
+    }
+}
+
+/// The day number of a `YYYY-MM-DD` UTC date, by the platform's calendar.
+fn day_number(text: &str) -> Option<u64> {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let ms = js_sys::Date::parse(&format!("{text}T00:00:00Z"));
+    (shaped && ms.is_finite() && ms >= 0.0).then(|| sora_edge::edge::ledger::day_of(ms as u64))
 }
 
 /// The caller's quota figures for the day, from the ledger.
