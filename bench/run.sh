@@ -34,4 +34,5 @@ node bench/relay.mjs || status=1
 node bench/proxy.mjs --rows || status=1
 node bench/size.mjs || status=1
 node bench/coldstart.mjs || status=1
+node bench/ledger.mjs || status=1
 exit "$status"

@@ -203,6 +203,7 @@ export async function startStack({
   echo = false,
   startTimeoutMs = 90000,
   settings = demoSettings({}),
+  stateDir,
 } = {}) {
   const real = Boolean(apiKey);
   for (const [what, path] of [["wrangler", WRANGLER], ["the worker build (worker/build/)", join(ROOT, "worker", "build", "index.js")], ...(real ? [] : [["the simulator", SIM_BIN]])]) {
@@ -237,6 +238,9 @@ export async function startStack({
     }
 
     // The key as a secret: a private .env file, never argv, never the page.
+    // Durable Object storage (the ledger, the jobs' records): `stateDir` when
+    // given, kept; else a folder of this run's, removed with it.
+    const persistDir = stateDir ?? join(tmp, "state");
     const envFile = join(tmp, "worker.env");
     const secretLines = Object.entries(settings.secrets).map(([name, value]) => `${name}=${value}\n`);
     writeFileSync(envFile, [`APIFRAME_API_KEY=${key}\n`, ...secretLines].join(""), { mode: 0o600 });
@@ -246,7 +250,7 @@ export async function startStack({
       "--ip", "127.0.0.1", "--port", String(port),
       "--inspector-port", String(await freePort()),
       "--env-file", envFile,
-      "--persist-to", join(tmp, "state"),
+      "--persist-to", persistDir,
       "--var", `APIFRAME_BASE_URL:${upstream}`,
       "--var", `PUBLIC_URL:${relayUrl}`,
       "--show-interactive-dev-session=false",
@@ -282,6 +286,7 @@ export async function startStack({
       simUrl,
       mode: real ? "real" : "sim",
       upstream: real ? upstream : simUrl,
+      stateDir: persistDir,
       processes: parts.map((p) => p.child.pid),
       worker,
       stop: stopAll,
@@ -347,6 +352,8 @@ async function main() {
     publicUrl: (process.env.DEMO_PUBLIC_URL || "").trim() || undefined,
     echo: o.verbose,
     settings,
+    // The ledger and the jobs' records outlive a restart; a new folder starts clean.
+    stateDir: (process.env.DEMO_STATE_DIR || "").trim() || join(ROOT, ".demo-state"),
   });
   if (stopping) return;
   stack.worker.exited.then(({ code, signal }) => {
@@ -364,6 +371,7 @@ ${line}
 
   upstream : ${stack.mode === "real" ? `${stack.upstream} (real API; the key stays in the worker)` : `simulator at ${stack.simUrl}`}
   worker   : wrangler dev (local workerd), /api -> upstream, page from www/
+  state    : ${stack.stateDir} (kept across restarts; DEMO_STATE_DIR moves it)
   identity : ${settings.mode}
   quotas   : ${settings.quotas}
   ${stack.mode === "sim" ? 'tip      : "[fail:some reason]" in a prompt makes the job fail; "[ms=5000]" sets its length' : "relay    : " + (process.env.DEMO_PUBLIC_URL ? `webhooks to ${process.env.DEMO_PUBLIC_URL}` : "off (set DEMO_PUBLIC_URL to a public tunnel to enable); the page polls")}

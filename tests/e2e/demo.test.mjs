@@ -577,6 +577,41 @@ testCase("quota: the page shows the seconds of video left today, and says so cle
   }
 });
 
+testCase("restart: make demo keeps the ledger in DEMO_STATE_DIR; after a restart /api/usage shows the same nonzero figures", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "sora-edge-demo-state-"));
+  const env = { DEMO_STATE_DIR: stateDir, QUOTA_USER_DAILY_SECONDS: "40" };
+  const usage = async (url) => (await fetch(`${url}/api/usage`, { signal: AbortSignal.timeout(10000) })).json();
+  try {
+    const first = await runDemo(await freePort(), env);
+    let before;
+    try {
+      assert(first.url, `make demo did not start: exit ${first.exited}\n${first.output()}`);
+      const res = await fetch(`${first.url}/api/v2/videos/generate`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "a job that outlives a restart", model: "sora-2", soraParams: { duration: 8 } }),
+        signal: AbortSignal.timeout(10000),
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      before = await usage(first.url);
+      assert.equal(before.usedSeconds + before.reservedSeconds, 8, JSON.stringify(before));
+    } finally {
+      await first.stop?.();
+    }
+    const second = await runDemo(await freePort(), env);
+    try {
+      assert(second.url, `make demo did not restart: exit ${second.exited}\n${second.output()}`);
+      const after = await usage(second.url);
+      assert.equal(after.usedSeconds + after.reservedSeconds, 8, JSON.stringify(after));
+      assert.equal(after.leftSeconds, 32);
+    } finally {
+      await second.stop?.();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 testCase("secrets: no request carries X-API-Key; the key is in no response body", async (t) => {
   await Promise.all(seen.bodyChecks);
   assert(seen.keyHeaders.length === 0, `requests with the key: ${seen.keyHeaders.join("; ")}`);
