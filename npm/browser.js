@@ -44,6 +44,7 @@ export const generate = initFirst(wasm.generate);
 export const poll = initFirst(wasm.poll);
 export const waitForJob = initFirst(wasm.waitForJob);
 export const run = initFirst(wasm.run);
+export const usage = initFirst(wasm.usage);
 
 export class Client extends wasm.Client {
   constructor(options) {

@@ -34,6 +34,7 @@ enum Call {
     Poll,
     Wait,
     Run,
+    Usage,
 }
 
 /// Runs `call` on `arg` (the request or the job id) with parsed options and
@@ -52,6 +53,20 @@ fn start(call: Call, arg: JsValue, opts: Option<JsValue>) -> Promise {
 /// place only: every `.await` costs state-machine code for each caller.
 async fn dispatch(call: Call, arg: &JsValue, opts: &Options) -> Result<JsValue, SoraError> {
     let job_id = match call {
+        Call::Usage => {
+            let url = [&opts.base_url, "/usage"].concat();
+            return request(
+                opts,
+                RequestKind::Read,
+                gloo_net::http::Method::GET,
+                &url,
+                None,
+                &[],
+                None,
+                usage_of,
+            )
+            .await;
+        }
         Call::Poll | Call::Wait => check_job_id(arg)?,
         Call::Generate | Call::Run => {
             // Checked before the key exists: an error raised before any
@@ -249,6 +264,20 @@ pub(crate) fn value_of(js: &JsValue) -> Option<Value> {
 }
 
 /// A job from the upstream's JSON (already parsed by the platform).
+/// Checks the worker's `GET /api/usage` answer: an object with the figures.
+fn usage_of(json: &JsValue) -> Result<(), SoraError> {
+    match Reflect::get(json, &"usedSeconds".into())
+        .ok()
+        .and_then(|v| v.as_f64())
+    {
+        Some(_) => Ok(()),
+        None => Err(SoraError::new(
+            ErrorCode::BadResponse,
+            "the usage response has no usedSeconds (is baseUrl the sora-edge worker?)",
+        )),
+    }
+}
+
 fn job_of(json: &JsValue) -> Result<Job, SoraError> {
     let upstream = value_of(json)
         .and_then(|v| UpstreamJob::try_from(v).ok())
@@ -452,6 +481,15 @@ pub fn run(
 /// The four calls with options fixed once; per-call options override them.
 /// Its few bytes of wasm memory are released when it is garbage-collected, or
 /// at once by `free()` or a `using` declaration (`[Symbol.dispose]`).
+/// The caller's quota figures for the day, from the edge worker's ledger
+/// (`GET {baseUrl}/usage`, with the caller's `token`).
+#[wasm_bindgen(unchecked_return_type = "Promise<Usage>")]
+pub fn usage(
+    #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] opts: Option<JsValue>,
+) -> Promise {
+    start(Call::Usage, JsValue::UNDEFINED, opts)
+}
+
 #[wasm_bindgen]
 pub struct Client {
     opts: JsValue,

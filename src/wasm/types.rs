@@ -84,6 +84,24 @@ export interface WaitOptions extends ClientOptions {
 // wasm::Submitted, core::job::{Job, JobStatus}.
 #[wasm_bindgen(typescript_custom_section)]
 const JOB: &str = r#"
+/** The caller's day at the edge worker's quota ledger (`usage()`, `GET /api/usage`). */
+export interface Usage {
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** Seconds of video of completed jobs today. */
+  usedSeconds: number;
+  /** Seconds held for jobs not settled yet. */
+  reservedSeconds: number;
+  /** The daily limit; `null` for none. */
+  limitSeconds: number | null;
+  /** What is left of it; `null` for no limit. */
+  leftSeconds: number | null;
+  /** Jobs not settled yet. */
+  inFlight: number;
+  /** When the day resets, ms since the epoch. */
+  resetsAt: number;
+}
+
 export interface Submitted {
   jobId: string;
   status: JobStatus;

@@ -8,6 +8,7 @@ import init, {
   poll,
   waitForJob,
   run,
+  usage,
   Client,
   type AspectRatio,
   type Duration,
@@ -32,6 +33,7 @@ expectType<Equal<IsAny<Awaited<ReturnType<typeof generate>>>, false>>();
 expectType<Equal<Awaited<ReturnType<typeof generate>>, Submitted>>();
 expectType<Equal<Awaited<ReturnType<typeof poll>>, Job>>();
 expectType<Equal<Awaited<ReturnType<typeof waitForJob>>, Job>>();
+expectType<Equal<Awaited<ReturnType<typeof usage>>["leftSeconds"], number | null>>();
 expectType<Equal<Awaited<ReturnType<typeof run>>, Job>>();
 expectType<Equal<IsAny<Parameters<typeof generate>[0]>, false>>();
 expectType<Equal<AspectRatio, "16:9" | "9:16">>();

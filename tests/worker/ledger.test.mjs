@@ -83,6 +83,13 @@ describe("reservations are exact under concurrency", () => {
       assert.equal(spent.source, "edge");
       assert.ok(spent.retryAfterMs > 0, `retryAfterMs ${spent.retryAfterMs}`);
       assert.equal(spent.retryable, false, "the library does not retry it by itself");
+      const { usage: libraryUsage } = await import("sora-edge");
+      const figures = await libraryUsage({ baseUrl: `${w.url}/api`, headers: { "cf-connecting-ip": "203.0.113.1" } });
+      assert.deepEqual(
+        { left: figures.leftSeconds, limit: figures.limitSeconds, held: figures.usedSeconds + figures.reservedSeconds },
+        { left: 0, limit: 40, held: 40 },
+        "usage() in the library",
+      );
       const mine = await usage(w.url);
       assert.equal(mine.reservedSeconds + mine.usedSeconds, 40, JSON.stringify(mine));
       assert.equal(mine.limitSeconds, 40);
