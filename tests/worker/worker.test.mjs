@@ -162,6 +162,16 @@ test("key: injected from the secret, client credentials stripped, the simulator 
   assert.equal(after.auth.missing - before.auth.missing, 0, "auth.missing delta");
 });
 
+test("idempotency: a generate without an Idempotency-Key reaches the upstream with one of the worker's own", T, async () => {
+  const before = await sim.control.stats();
+  const res = await generate(genBody("no key of its own [ms=300]"));
+  assert.equal(res.status, 202, res.text);
+  const after = await sim.control.stats();
+  const added = Object.keys(after.idempotencyKeys).filter((k) => !(k in before.idempotencyKeys));
+  assert.equal(added.length, 1, `new keys at the simulator: ${added}`);
+  assert.match(added[0], /^[0-9a-f-]{36}$/, "a fresh UUID");
+});
+
 test("CORS: allowed and same-origin preflights get 204 with the origin echoed; errors carry CORS headers", T, async () => {
   for (const origin of ["https://app.test", worker.origin]) {
     const res = await client("/api/v2/videos/generate", {

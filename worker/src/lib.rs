@@ -39,7 +39,7 @@ use sora_edge::edge::upstream::{self as answers, Expected};
 use sora_edge::edge::{generate, webhook, Route};
 use std::collections::HashMap;
 use upstream::{answer_reply, api_key, exchange, job_reply, named_headers, secrets, webhook_keys};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 pub use ledger::Ledger;
@@ -458,6 +458,7 @@ async fn generate_job(
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
+    let forward = with_own_idempotency_key(forward);
     let reservation = match reserve(env, config, caller, &forward, &rewritten).await {
         Ok(reservation) => reservation,
         Err(reply) => return Ok(reply),
@@ -581,6 +582,19 @@ fn scoped_forward(forward: &[(String, String)], subject: &str) -> Vec<(String, S
             _ => (name.clone(), value.clone()),
         })
         .collect()
+}
+
+/// The headers with an Idempotency-Key of the worker's own when the client
+/// sent none: every generate upstream is then one the upstream can tell
+/// from a retry, and its ledger reservation has a key to be found by.
+fn with_own_idempotency_key(mut forward: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !forward.iter().any(|(name, _)| name == "idempotency-key") {
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        if let Ok(crypto) = global.crypto() {
+            forward.push(("idempotency-key".into(), crypto.random_uuid()));
+        }
+    }
+    forward
 }
 
 /// Records in its object that job `id` was created here, trying twice. The
