@@ -273,6 +273,27 @@ test("the operator: the day's audit rows as NDJSON with ADMIN_TOKEN, a grant and
   }
 });
 
+test("ambiguous outcome that no client retries: the worker replays it once itself with the same key, learns the job and settles it", T, async () => {
+  const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "8", QUOTA_AMBIGUOUS_TTL: "2000", RELAY_FALLBACK_MS: "300" });
+  try {
+    const ip = "203.0.113.8";
+    const before = await stats();
+    await sim.control.faults("generate", ["lost"]);
+    const lost = await generate(w.url, { duration: 4, ip, prompt: "an answer nobody retries [ms=400]" });
+    assert.ok(lost.status >= 500, `ambiguous: ${lost.status} ${lost.text}`);
+    const done = await until(150, "the replay and the commit", async () => {
+      const u = await usage(w.url, ip);
+      return u.usedSeconds === 4 && u.reservedSeconds === 0 ? u : false;
+    });
+    assert.equal(done.leftSeconds, 4);
+    const after = await stats();
+    assert.equal(after.jobsCreated - before.jobsCreated, 1, "one job upstream: the replay found it");
+    assert.equal(after.requests.generate - before.requests.generate, 2, "the lost generate and the worker's one replay");
+  } finally {
+    await w.stop();
+  }
+});
+
 describe("fail closed", () => {
   test("a malformed QUOTA_* value: 503 not_configured naming it, 0 forwarded", T, async () => {
     const w = await quotaWorker({ QUOTA_USER_DAILY_SECONDS: "forty" });

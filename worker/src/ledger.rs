@@ -37,6 +37,8 @@ CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (state, at);
 CREATE TABLE IF NOT EXISTS grants (
   day INTEGER NOT NULL, subject TEXT NOT NULL, seconds INTEGER NOT NULL, blocked INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (day, subject));
+CREATE TABLE IF NOT EXISTS replays (
+  id TEXT PRIMARY KEY, body TEXT NOT NULL, headers TEXT NOT NULL, owner TEXT, done INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS audit (
   at INTEGER NOT NULL, day INTEGER NOT NULL, subject TEXT NOT NULL, job_id TEXT,
   seconds INTEGER NOT NULL, event TEXT NOT NULL, flagged INTEGER NOT NULL DEFAULT 0);
@@ -120,6 +122,19 @@ struct Settle {
 #[derive(Serialize, Deserialize)]
 struct ById {
     id: String,
+}
+
+/// A generate whose outcome was ambiguous, kept to replay once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Replay {
+    /// The reservation.
+    pub id: String,
+    /// The body sent upstream.
+    pub body: String,
+    /// The headers sent upstream (the Idempotency-Key among them), before the key.
+    pub headers: Vec<(String, String)>,
+    /// The caller's subject in a token mode: the job is theirs.
+    pub owner: Option<String>,
 }
 
 /// The operator's change to a subject's day.
@@ -238,6 +253,13 @@ impl<'a> LedgerCall<'a> {
         )
         .await
         .map(drop)
+    }
+
+    /// Keeps an ambiguous generate to replay once, if no retry finds its job.
+    pub async fn ambiguous(&self, replay: &Replay) -> Result<()> {
+        self.call::<_, serde_json::Value>("/ambiguous", replay)
+            .await
+            .map(drop)
     }
 
     /// The operator grants a subject more seconds today, or blocks it.
@@ -502,6 +524,7 @@ impl Ledger {
     /// released, one with a job not settled within the bound is committed;
     /// both are flagged.
     async fn sweep(&self, quotas: &Quotas, now: u64) -> Result<()> {
+        self.replay_ambiguous(quotas, now).await?;
         let stale: Vec<Row> = self
             .sql()?
             .exec(
@@ -534,9 +557,91 @@ impl Ledger {
         )?;
         let storage = self.state.storage();
         if open.1 > 0 {
-            let every = quotas.ambiguous_ttl_ms.clamp(1_000, SETTLE_BOUND_MS);
+            // Half the TTL: an ambiguous generate is replayed before it is released.
+            let every = (quotas.ambiguous_ttl_ms / 2).clamp(500, SETTLE_BOUND_MS);
             if storage.get_alarm().await?.is_none() {
                 storage.set_alarm(every as i64).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays, once, each ambiguous generate whose reservation is still
+    /// waiting for a job half its TTL on, with the same Idempotency-Key: an
+    /// upstream that made the job answers with it (and bills once). A job
+    /// found is attached and recorded as created, so its object settles it;
+    /// a refusal releases the reservation; another ambiguous answer leaves
+    /// it to the TTL.
+    async fn replay_ambiguous(&self, quotas: &Quotas, now: u64) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Waiting {
+            id: String,
+            body: String,
+            headers: String,
+            owner: Option<String>,
+        }
+        let waiting: Vec<Waiting> = self
+            .sql()?
+            .exec(
+                "SELECT p.id, p.body, p.headers, p.owner FROM replays p JOIN reservations r ON r.id = p.id WHERE p.done = 0 AND r.state = 'reserved' AND r.job_id IS NULL AND r.at <= ?",
+                vec![int(now.saturating_sub(quotas.ambiguous_ttl_ms / 2))],
+            )?
+            .to_array()?;
+        let config = crate::config_of(&self.env);
+        for w in waiting {
+            self.sql()?.exec(
+                "UPDATE replays SET done = 1 WHERE id = ?",
+                vec![text(&w.id)],
+            )?;
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(&w.headers).unwrap_or_default();
+            let answer = crate::upstream::exchange(
+                &self.env,
+                &config,
+                Method::Post,
+                "/v2/videos/generate",
+                &headers,
+                Some(w.body),
+            )
+            .await;
+            let reply = crate::upstream::answer_reply(
+                &self.env,
+                sora_edge::edge::upstream::Expected::Submitted,
+                answer,
+            );
+            let job = (200..300)
+                .contains(&reply.status)
+                .then(|| sora_edge::edge::upstream::submitted_job_id(&reply.body))
+                .flatten();
+            let Some(row) =
+                self.row("SELECT * FROM reservations WHERE id = ?", vec![text(&w.id)])?
+            else {
+                continue;
+            };
+            match job {
+                Some(job) => {
+                    let job = job.to_ascii_lowercase();
+                    self.sql()?.exec(
+                        "UPDATE reservations SET job_id = ? WHERE id = ?",
+                        vec![text(&job), text(&w.id)],
+                    )?;
+                    let row = Row {
+                        job_id: Some(job.clone()),
+                        ..row
+                    };
+                    self.audit(&row, "replay found the job", true, now)?;
+                    crate::record_created(&self.env, &job, w.owner.as_deref(), Some(&w.id)).await;
+                }
+                None if (400..500).contains(&reply.status) => {
+                    self.set_state(
+                        &row,
+                        "released",
+                        "release (the replay was refused)",
+                        true,
+                        now,
+                    )?;
+                }
+                None => self.audit(&row, "replay was ambiguous too", true, now)?,
             }
         }
         Ok(())
@@ -610,6 +715,20 @@ impl Ledger {
                         Fate::Refund => self.set_state(&row, "refunded", "refund", false, now)?,
                     }
                 }
+                Response::from_json(&serde_json::json!({ "ok": true }))
+            }
+            "/ambiguous" => {
+                let replay: Replay = req.json().await?;
+                self.sql()?.exec(
+                    "INSERT OR IGNORE INTO replays (id, body, headers, owner, done) VALUES (?, ?, ?, ?, 0)",
+                    vec![
+                        text(&replay.id),
+                        text(&replay.body),
+                        text(&serde_json::to_string(&replay.headers)?),
+                        replay.owner.as_deref().map_or(SqlStorageValue::Null, text),
+                    ],
+                )?;
+                self.sweep(&quotas, now).await?;
                 Response::from_json(&serde_json::json!({ "ok": true }))
             }
             "/change" => {

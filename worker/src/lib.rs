@@ -459,6 +459,7 @@ async fn generate_job(
         Err(reply) => return Ok(reply),
     };
     let forward = with_own_idempotency_key(forward);
+    let rewritten_copy = rewritten.clone();
     let reservation = match reserve(env, config, caller, &forward, &rewritten).await {
         Ok(reservation) => reservation,
         Err(reply) => return Ok(reply),
@@ -478,7 +479,13 @@ async fn generate_job(
         .then(|| answers::submitted_job_id(&reply.body))
         .flatten();
     if let Some(reservation) = &reservation {
-        settle_submit(env, reservation, reply.status, job.as_deref()).await;
+        let replay = ledger::Replay {
+            id: reservation.clone(),
+            body: rewritten_copy,
+            headers: forward.clone(),
+            owner: caller.bound_subject().map(str::to_string),
+        };
+        settle_submit(env, &replay, reply.status, job.as_deref()).await;
     }
     if let Some(id) = &job {
         record_created(env, id, caller.bound_subject(), reservation.as_deref()).await;
@@ -558,14 +565,15 @@ fn quota_exceeded(exceeded: &sora_edge::edge::ledger::Exceeded) -> Reply {
 /// What the upstream's answer to a generate means for its reservation: a
 /// job attaches to it; a refusal (4xx: no job) releases it; anything else
 /// (5xx, a timeout, a reset) may or may not have made a job, so it stays
-/// reserved until a retry with the same key finds the job, or the ledger
-/// releases it after `QUOTA_AMBIGUOUS_TTL` (flagged).
-async fn settle_submit(env: &Env, reservation: &str, status: u16, job: Option<&str>) {
+/// reserved, and the ledger keeps the request to replay it once itself
+/// with the same Idempotency-Key if no client retry finds the job first;
+/// failing both, it releases it after `QUOTA_AMBIGUOUS_TTL` (flagged).
+async fn settle_submit(env: &Env, replay: &ledger::Replay, status: u16, job: Option<&str>) {
     let ledger = LedgerCall::new(env);
     let done = match job {
-        Some(job) => ledger.attach(reservation, job).await,
-        None if (400..500).contains(&status) => ledger.release(reservation).await,
-        None => Ok(()),
+        Some(job) => ledger.attach(&replay.id, job).await,
+        None if (400..500).contains(&status) => ledger.release(&replay.id).await,
+        None => ledger.ambiguous(replay).await,
     };
     if let Err(e) = done {
         worker::console_error!("edge: the quota ledger did not take the generate's outcome: {e}");
@@ -601,7 +609,12 @@ fn with_own_idempotency_key(mut forward: Vec<(String, String)>) -> Vec<(String, 
 /// job exists upstream and bills either way: the client gets its id even if
 /// both tries fail (the job is then unreadable through this worker, and the
 /// failure is logged).
-async fn record_created(env: &Env, id: &str, owner: Option<&str>, reservation: Option<&str>) {
+pub(crate) async fn record_created(
+    env: &Env,
+    id: &str,
+    owner: Option<&str>,
+    reservation: Option<&str>,
+) {
     remember_known(id, owner);
     for attempt in 1..=2 {
         match RelayCall::new(env, id)

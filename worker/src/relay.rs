@@ -436,6 +436,8 @@ impl JobRelay {
         };
         self.arm_or_disarm(terminal).await?;
         self.save().await?;
+        // Webhooks may have overtaken the submit: a job already over settles now.
+        self.settle().await?;
         Ok(ResponseBuilder::new().with_status(204).empty())
     }
 
