@@ -344,7 +344,6 @@ els.form.addEventListener("submit", async (e) => {
     if (err && err.code === "invalid_request" && err.field && FIELDS.includes(err.field)) showFieldError(err.field, err.message);
     showSubmitError(err);
     setSubmitting(false);
-    showUsage(els.quota);
     return;
   }
   retryKey = null;
@@ -436,7 +435,6 @@ async function follow(id) {
     waits.delete(id);
     if (id === currentId) setSubmitting(false);
     renderPanel();
-    showUsage(els.quota);
   }
 }
 

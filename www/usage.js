@@ -1,6 +1,8 @@
 // The caller's quota for today, as the edge worker's GET /api/usage answers
 // it: "N s of video left today". Hidden when the worker keeps no ledger
-// figures for this page (or cannot be asked).
+// figures for this page (or cannot be asked). The page asks when it loads
+// and after each accepted submit, when a job's seconds are reserved; a
+// refund of a failed job shows at the next of these.
 
 /** Fills `el` with what is left today; resolves with the figures, or null. */
 export async function showUsage(el) {

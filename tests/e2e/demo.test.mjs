@@ -137,6 +137,8 @@ async function freshPage(url = stack.url) {
   page.setDefaultNavigationTimeout(15000);
   await watch(page);
   await page.goto(`${url}/`);
+  // Booted (its first requests answered) before the reload, which would cut them off.
+  await page.waitForSelector("html[data-ready='true']");
   await page.evaluate(() => localStorage.clear());
   await page.reload();
   await page.waitForSelector("html[data-ready='true']");
@@ -433,16 +435,22 @@ testCase("keyboard: the form can be filled and submitted without a mouse", async
 /**
  * Runs `make demo`'s command (scripts/demo.mjs) with `env` on `port` until it
  * prints its URL (resolves `{url, output, stop}`) or exits (resolves
- * `{exited: code, output}`), within 90 s.
+ * `{exited: code, output}`), within 90 s. Its Durable Object state is a
+ * folder of this run's (removed when the run ends) unless `env` names one in
+ * DEMO_STATE_DIR: the checkout's `.demo-state/` would carry one test's
+ * ledger into the next.
  */
 function runDemo(port, env) {
+  const ownState = env.DEMO_STATE_DIR ? null : mkdtempSync(join(tmpdir(), "sora-edge-e2e-demo-"));
   const child = spawn(process.execPath, [join(ROOT, "scripts", "demo.mjs"), "--port", String(port)], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...(ownState ? { DEMO_STATE_DIR: ownState } : {}), ...env },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = [];
+  const removeState = () => ownState && rmSync(ownState, { recursive: true, force: true });
+  child.once("exit", removeState);
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((r) => child.once("exit", r));
