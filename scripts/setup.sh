@@ -22,37 +22,19 @@ for tool in rustup cargo node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "setup: '$tool' is missing; install Rust with rustup and Node 18+ first" >&2; exit 1; }
 done
 
-# 1. The wasm target (and the linters `make test` runs).
+# 1. The pinned toolchain (rust-toolchain.toml: a dated nightly with rust-src,
+# rustfmt, clippy and the wasm target). rustup reads the file; asking for it
+# here makes a fresh machine's download one visible step.
 t=$(now)
-if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  step "rust target" "wasm32-unknown-unknown already installed" "$t"
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if rustup toolchain list 2>/dev/null | grep -q "^$toolchain" \
+   && rustup component list --installed --toolchain "$toolchain" 2>/dev/null | grep -q '^rust-src' \
+   && rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  step "rust toolchain" "$toolchain already installed" "$t"
 else
-  rustup target add wasm32-unknown-unknown >/dev/null
-  step "rust target" "wasm32-unknown-unknown added" "$t"
-fi
-t=$(now)
-missing=()
-cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
-cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
-if [ ${#missing[@]} -eq 0 ]; then
-  step "rust components" "rustfmt, clippy present" "$t"
-else
-  rustup component add "${missing[@]}" >/dev/null
-  step "rust components" "added ${missing[*]}" "$t"
-fi
-
-# The browser build is smaller when built with a nightly std (scripts/build.sh);
-# where a nightly toolchain is present, give it the std sources. Optional: the
-# build falls back to stable without it.
-t=$(now)
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  if rustup component add rust-src --toolchain nightly >/dev/null 2>&1; then
-    step "nightly rust-src" "present (smaller browser build)" "$t"
-  else
-    step "nightly rust-src" "unavailable: stable build" "$t"
-  fi
-else
-  step "nightly rust-src" "no nightly toolchain: stable build" "$t"
+  rustup toolchain install "$toolchain" --profile minimal \
+    --component rust-src,rustfmt,clippy --target wasm32-unknown-unknown >/dev/null
+  step "rust toolchain" "$toolchain installed" "$t"
 fi
 
 # 2. wasm-bindgen CLI: must equal the wasm-bindgen crate in Cargo.lock exactly.

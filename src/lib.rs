@@ -10,9 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod core;
+// Features only add (Cargo.toml): `edge` adds the worker's rules, `browser`
+// (default) the JavaScript API; the worker crate builds with `edge` alone.
 #[cfg(feature = "edge")]
 pub mod edge;
-// The edge build is a library for the worker crate (worker/), whose wasm must
-// not carry the browser API's exports.
-#[cfg(all(target_arch = "wasm32", not(feature = "edge")))]
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
 mod wasm;
