@@ -3,8 +3,8 @@
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
-use crate::routes::{invalid, json, message, Req, Resp};
-use crate::server::Shared;
+use crate::http::{invalid, json, message, Req, Resp};
+use crate::shared::Shared;
 use crate::state::{State, FAULTS, FAULT_ROUTES};
 use crate::validate::{describe, Invalid};
 

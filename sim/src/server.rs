@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,12 +20,13 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use crate::http::{self, Abort, Action, Req};
 use crate::options::Options;
-use crate::routes::{self, Abort, Action, Req};
-use crate::sign;
-use crate::state::{Config, State};
+use crate::shared::Shared;
+use crate::video::VIDEO_PATH;
+use crate::{routes, sign};
 
 /// How long a `hang` fault holds its connection at most.
 pub const HANG_FOR: Duration = Duration::from_secs(120);
@@ -33,36 +34,6 @@ pub const HANG_FOR: Duration = Duration::from_secs(120);
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 const EXPOSE_API: &str = "Retry-After";
 const EXPOSE_VIDEO: &str = "Retry-After, Content-Range, Accept-Ranges, Content-Length";
-
-/// What every connection and webhook task shares.
-pub struct Shared {
-    state: Mutex<State>,
-    /// The config the flags give; `POST /__sim/reset` goes back to it.
-    pub flags: Config,
-    pub api_key: String,
-    pub signing_key: Vec<u8>,
-    pub port: u16,
-    pub mp4: Bytes,
-    pub quiet: bool,
-    /// Bumped by `POST /__sim/reset`; hanging connections and the webhook
-    /// tasks of earlier generations stop when it changes.
-    pub generation: watch::Sender<u64>,
-    /// Webhook client: one connection per attempt (no pool), so that a
-    /// receiver closing an idle connection never fails an attempt.
-    pub http: reqwest::Client,
-}
-
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn log(&self, line: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            eprintln!("sim: {line}");
-        }
-    }
-}
 
 /// A running simulator.
 pub struct Server {
@@ -93,17 +64,15 @@ pub async fn start(opts: Options) -> io::Result<Server> {
         .build()
         .map_err(io::Error::other)?;
     let flags = opts.config();
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State::new(flags.clone())),
+    let shared = Arc::new(Shared::new(
         flags,
-        api_key: opts.api_key.clone(),
-        signing_key: sign::signing_key(&opts.api_key, opts.webhook_key),
+        opts.api_key.clone(),
+        sign::signing_key(&opts.api_key, opts.webhook_key),
         port,
-        mp4: mp4.into(),
-        quiet: opts.quiet,
-        generation: watch::Sender::new(0),
+        mp4.into(),
+        opts.quiet,
         http,
-    });
+    ));
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(!opts.no_keep_alive)
@@ -182,7 +151,7 @@ async fn handle(
                 (400, "bad_request")
             };
             let msg = format!("the request body could not be read: {e}");
-            let mut resp = routes::json(status, &json!({"error": {"code": code, "message": msg}}));
+            let mut resp = http::json(status, &json!({"error": {"code": code, "message": msg}}));
             add_cors(&mut resp, None, false);
             sh.log(format_args!("{} {} -> {status}", parts.method, parts.uri));
             return Ok(resp);
@@ -202,7 +171,7 @@ async fn handle(
             sh.log(format_args!(
                 "{method} {target} -> {status} ({ms} ms){note}"
             ));
-            let video = req.path == routes::VIDEO_PATH;
+            let video = req.path == VIDEO_PATH;
             add_cors(
                 &mut resp,
                 req.header("access-control-request-headers"),

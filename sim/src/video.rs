@@ -3,8 +3,11 @@
 
 use hyper::Method;
 
-use crate::routes::{message, respond, with_header, Req, Resp};
-use crate::server::Shared;
+use crate::http::{message, respond, with_header, Req, Resp};
+use crate::shared::Shared;
+
+/// The one video this simulator serves (every completed job's result).
+pub const VIDEO_PATH: &str = "/videos/sample.mp4";
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`. `None`: ignore the header (serve
 /// 200); `Some(Err(()))`: 416.

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::sign;
 use crate::state::WebhookStep;
 
 /// Start the delivery task of a job just created (on the current runtime).
@@ -59,7 +60,7 @@ async fn run(sh: Arc<Shared>, job_id: String) {
 
 /// POST one signed event; the receiver's status code.
 async fn post(sh: &Shared, url: &str, event: &str, body: Vec<u8>) -> Result<u16, reqwest::Error> {
-    let signature = crate::sign::sign(&sh.signing_key, &body);
+    let signature = sign::sign(&sh.signing_key, &body);
     let res = sh
         .http
         .post(url)
