@@ -11,7 +11,7 @@ export WRANGLER_SEND_METRICS := false
 
 # The nightly build (scripts/build.sh, with a nightly std) is held to the 52 KB goal
 # (53,248 B). The stable build misses it (57,063 B on 2026-12-05) and keeps a regression
-# ceiling about 0.5 KB above that. What costs what is in BENCHMARKS.md; the one key
+# ceiling about 0.5 KB above that. What costs what is in docs/perf-notes.md; the one key
 # redaction (core::redact, every form of the key) added 1.3 KB to both. The `token`
 # option (issue 20: bearer header, renewal, event-stream tickets, the edge's auth codes)
 # added 3.3 KB nightly (48,587 -> 51,905 B) and 3.1 KB stable (57,261 -> 60,346 B).
@@ -123,8 +123,8 @@ test-e2e: | $(ARTIFACTS)
 
 # ---------------------------------------------------------------------- bench
 # Issue 5's benchmarks as markdown (bench/run.sh): the poll schedule in virtual
-# time (1.1), relay, edge proxy overhead, size, cold start (1.2-1.5). A run is
-# recorded in BENCHMARKS.md. Takes about three minutes.
+# time (1.1), relay, edge proxy overhead, size, cold start (1.2-1.5), the ledger.
+# Current figures: BENCHMARKS.md; every run: docs/perf-notes.md. About three minutes.
 bench: setup build
 	@bash bench/run.sh
 
