@@ -10,7 +10,8 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 
 # The browser build (wasm + glue, gzip -9) is held to the 52 KB goal, built by
-# the toolchain rust-toolchain.toml pins. What costs what is in BENCHMARKS.md.
+# the toolchain rust-toolchain.toml pins. What costs what is in BENCHMARKS.md
+# and docs/perf-notes.md.
 SIZE_CEILING ?= 53248
 DEMO_PORT ?= 8787
 ARTIFACTS := tests/artifacts
@@ -118,8 +119,8 @@ test-e2e: | $(ARTIFACTS)
 
 # ---------------------------------------------------------------------- bench
 # Issue 5's benchmarks as markdown (bench/run.sh): the poll schedule in virtual
-# time (1.1), relay, edge proxy overhead, size, cold start (1.2-1.5). A run is
-# recorded in BENCHMARKS.md. Takes about three minutes.
+# time (1.1), relay, edge proxy overhead, size, cold start (1.2-1.5), the ledger.
+# Current figures: BENCHMARKS.md; every run: docs/perf-notes.md. About three minutes.
 bench: setup build
 	@bash bench/run.sh
 

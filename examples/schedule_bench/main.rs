@@ -1,10 +1,11 @@
 //! The poll-schedule benchmark, in virtual time (issue 5, part 1.1; issue 8, item 6):
 //! `cargo run --release --example schedule_bench [-- JOBS [SEED]]`.
 //!
-//! Prints a markdown table (paste it into BENCHMARKS.md) of status reads per
-//! job and detection delay for sora-edge's adaptive schedule, the schedule it
-//! replaced (the baseline, measured in the same run) and four fixed intervals,
-//! under five progress models, then issue 8's targets.
+//! Prints a markdown table (docs/perf-notes.md keeps each run's, BENCHMARKS.md
+//! the current summary) of status reads per job and detection delay for
+//! sora-edge's adaptive schedule, the schedule it replaced (the baseline,
+//! measured in the same run) and four fixed intervals, under five progress
+//! models, then issue 8's targets.
 
 mod baseline;
 mod sim;

@@ -116,8 +116,8 @@ pub struct UpstreamJob {
 /// Read from a [`Value`], not derived: the browser build reads every input
 /// into a `Value` first (`wasm::value_of`), and a derived struct there cost
 /// its own struct, string, number and status visitors (measured: 534 B gzip
-/// for this one, 253 B for `UpstreamErrorBody`; BENCHMARKS.md "Browser build
-/// size"); members are looked up by name, which measured 276 B smaller than
+/// for this one, 253 B for `UpstreamErrorBody`; docs/perf-notes.md "Browser
+/// build size"); members are looked up by name, which measured 276 B smaller than
 /// a `match` over every key. The rules are a derive's: `null` is absent, a
 /// member of the wrong type refuses the whole job. On the host, serde_json
 /// reads it the same way.

@@ -1,7 +1,7 @@
 //! What one worker isolate remembers of the job objects' answers to status
 //! reads, so that a read the object would answer the same way does not cross
 //! to the object (with the relay on, that crossing was most of a status
-//! read's cost: BENCHMARKS.md, issue 9).
+//! read's cost: docs/perf-notes.md, issue 9).
 //!
 //! The object answers a finished job from its record, and merges a running
 //! job's upstream read into its record. So, for [`TTL_MS`] after the object

@@ -139,7 +139,7 @@ fn read_config(env: &Env) -> Config {
 /// microtask, but workerd's `queueMicrotask` is a runtime API that wraps each
 /// callback, and a status read wakes its task three times. This cut about
 /// 16 µs of workerd's CPU and 50 µs of unloaded latency per status read
-/// (BENCHMARKS.md).
+/// (docs/perf-notes.md, "Task wakes through the promise job queue").
 ///
 /// js-sys has no setting for it: it picks one of the two on its first task,
 /// by whether the global has a `queueMicrotask`. So that first task is
