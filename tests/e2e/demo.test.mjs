@@ -7,10 +7,11 @@
 //   (--test-name-pattern=<regex> runs a subset)
 //
 // The tests share one stack, one browser and what was seen on the wire, and
-// run in order: the last one checks every request the others made.
+// run in order: the last two check what every page the others opened did and
+// every request they made.
 // Screenshots go to tests/artifacts/e2e-*.png.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -46,7 +47,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const seen = {
   requests: [], keyHeaders: [], bodyChecks: [], bodiesChecked: 0, apiBodiesChecked: 0,
   apiUnread: [], otherUnread: 0, keyInBody: [], streams: [],
+  pageErrors: [], consoleErrors: [], pageFiles: [], pageFilesFailed: [],
 };
+
+const isApi = (url) => { try { return new URL(url).pathname.startsWith("/api/"); } catch { return false; } };
+/** The page's own code and styles: a module that fails to load leaves the page half wired, with no other sign. */
+const isPageFile = (req) =>
+  ["document", "script", "stylesheet"].includes(req.resourceType()) || new URL(req.url()).pathname.endsWith(".wasm");
 
 async function watch(page) {
   // Event streams: Playwright cannot read their bodies, so their bytes are
@@ -84,6 +91,11 @@ async function watch(page) {
   page.on("response", (res) => {
     const url = res.url();
     const api = new URL(url).pathname.startsWith("/api/");
+    if (!api && isPageFile(res.request())) {
+      const file = { path: new URL(url).pathname, status: res.status(), type: res.headers()["content-type"] || "" };
+      seen.pageFiles.push(file);
+      if (file.status >= 400) seen.pageFilesFailed.push(`${file.path}: HTTP ${file.status}`);
+    }
     if (/event-stream/.test(res.headers()["content-type"] || "")) return; // captured above
     seen.bodyChecks.push(
       Promise.race([res.body(), sleep(20000).then(() => { throw new Error("no body within 20 s"); })])
@@ -100,7 +112,20 @@ async function watch(page) {
         }),
     );
   });
-  page.on("pageerror", (e) => console.log(`    page error: ${e.message}`));
+  page.on("requestfailed", (req) => {
+    if (!isApi(req.url()) && isPageFile(req)) seen.pageFilesFailed.push(`${new URL(req.url()).pathname}: ${req.failure()?.errorText}`);
+  });
+  page.on("pageerror", (e) => {
+    seen.pageErrors.push(e.message);
+    console.log(`    page error: ${e.message}`);
+  });
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const at = msg.location().url || "";
+    // The browser logs every refused /api call; the tests make some on purpose (a spent quota).
+    if (/^Failed to load resource/.test(msg.text()) && isApi(at)) return;
+    seen.consoleErrors.push(`${msg.text()} (${at})`);
+  });
 }
 
 /** The key must be in no DOM and no localStorage entry of the page. */
@@ -617,6 +642,22 @@ testCase("restart: make demo keeps the ledger in DEMO_STATE_DIR; after a restart
     }
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+testCase("page: no script error on any page; every module of www/ loads as JavaScript", async () => {
+  assert(seen.pageErrors.length === 0, `uncaught errors in the page: ${seen.pageErrors.join("; ")}`);
+  assert(seen.consoleErrors.length === 0, `console errors: ${seen.consoleErrors.join("; ")}`);
+  assert(seen.pageFilesFailed.length === 0, `page files that did not load: ${seen.pageFilesFailed.join("; ")}`);
+  // Every module in www/ is imported (none is dead) and served with a type a module script may have.
+  const modules = readdirSync(join(ROOT, "www"), { withFileTypes: true })
+    .filter((f) => f.isFile() && f.name.endsWith(".js"))
+    .map((f) => `/${f.name}`);
+  assert(modules.includes("/app.js"), `www/ modules: ${modules.join(", ")}`);
+  for (const path of modules) {
+    const served = seen.pageFiles.filter((f) => f.path === path);
+    assert(served.length > 0, `${path} was never loaded: no module imports it`);
+    for (const f of served) assert(f.status === 200 && /javascript/.test(f.type), `${path}: HTTP ${f.status}, ${f.type}`);
   }
 });
 

@@ -1,0 +1,2 @@
+/** The page's element with this id. */
+export const byId = (id) => document.getElementById(id);
