@@ -1,5 +1,6 @@
 // Shared plumbing for the bench scripts: percentiles, a keep-alive HTTP load
-// generator, the plain pass-through worker in workerd, and markdown rows.
+// generator, the two baseline workers in workerd (the plain pass-through and
+// the checking JS worker), and markdown rows.
 import http from "node:http";
 import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
@@ -26,6 +27,17 @@ export const generateJob = (url, prompt, headers = {}) =>
     body: JSON.stringify({ prompt, model: "sora-2" }),
   }).then((r) => r.json());
 
+/**
+ * Miniflare options that send workerd's console output (our worker logs its
+ * identity mode) to stderr, so that a bench's `--rows` on stdout stay a table.
+ */
+export const logsToStderr = {
+  handleRuntimeStdio(stdout, stderr) {
+    for (const stream of [stdout, stderr]) stream.on("data", (text) => process.stderr.write(text));
+  },
+};
+export const logToStderr = (text) => process.stderr.write(text);
+
 /** Miniflare options that run the plain pass-through worker (bench/plain-worker.js). */
 export function plainWorkerOptions(port, simUrl) {
   return {
@@ -36,6 +48,22 @@ export function plainWorkerOptions(port, simUrl) {
     compatibilityDate: "2026-04-01",
     bindings: { APIFRAME_API_KEY: API_KEY, APIFRAME_BASE_URL: simUrl },
   };
+}
+
+/**
+ * Miniflare options that run the checking JS worker (bench/checking-worker.js):
+ * the same bindings as our worker in bench/cpu.mjs, less those it has no use for.
+ */
+export function checkingWorkerOptions(port, simUrl) {
+  return { ...plainWorkerOptions(port, simUrl), scriptPath: resolve(ROOT, "bench/checking-worker.js") };
+}
+
+/** The checking JS worker in workerd, on a free port. */
+export async function startCheckingWorker(simUrl) {
+  const port = await freePort();
+  const mf = new Miniflare(checkingWorkerOptions(port, simUrl));
+  const ready = await within(30000, mf.ready, "miniflare start (checking worker)");
+  return { url: ready.href.replace(/\/$/, ""), mf, stop: () => within(10000, mf.dispose(), "miniflare stop") };
 }
 
 /** The plain pass-through worker in workerd, on a free port. */

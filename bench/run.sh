@@ -32,6 +32,9 @@ echo "|---|---|---|---|"
 status=0
 node bench/relay.mjs || status=1
 node bench/proxy.mjs --rows || status=1
+# The Rust worker's CPU per status read against the checking JS worker (goal
+# ≤ 1.15×) and the plain pass-through, pinned, in alternating rounds.
+node bench/cpu.mjs --rows || status=1
 node bench/size.mjs || status=1
 node bench/coldstart.mjs || status=1
 node bench/ledger.mjs || status=1
