@@ -68,6 +68,8 @@ function openJob(id) {
 function clearHistory() {
   follower.stopAll();
   view.showNothing();
+  // The stopped waits end no shown job, so nothing else turns Generate back on.
+  form.setSubmitting(false);
   store.clear();
   announce("History cleared.");
 }

@@ -8,6 +8,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { startSim, startWorker, startFakeUpstream, rawRequest, within, sleep, freePort } from "./harness.mjs";
 import { leaks, scan, clientFor, subscribe, signedWebhook, createJob, upstreamCounts } from "./client.mjs";
+// One table of result URLs for the worker (here) and the library
+// (tests/wasm/cases.mjs, tests/result_urls.rs).
+import resultUrls from "../support/result-urls.json" with { type: "json" };
 
 const T = { timeout: 60000 };
 const MAX_SUBSCRIBERS = 3;
@@ -46,22 +49,32 @@ after(async () => {
 
 const hook = (id, fields) => JSON.stringify({ jobId: id, ...fields });
 
-test("result URL: a webhook's javascript: videoUrl becomes a FAILED job, on the stream and on a status read", T, async () => {
-  for (const result of [{ videoUrl: "javascript:alert(document.domain)" }, "data:text/html,<script>alert(1)</script>", "/relative.mp4"]) {
+test("result URLs: the table the library also keeps (tests/support/result-urls.json), through a webhook: kept ones stay COMPLETED with their URL and the library reads them as they are; refused ones become FAILED without the URL, on the stream and on a status read", T, async () => {
+  const { poll } = await import("sora-edge");
+  assert.ok(resultUrls.length >= 15, "the table has its rows");
+  for (const { name, result, video } of resultUrls) {
     const id = await createJob(quiet.url);
     const res = await signedWebhook(quietClient, hook(id, { event: "completed", status: "COMPLETED", progress: 100, result }));
-    assert.equal(res.status, 200, res.text);
+    assert.equal(res.status, 200, `${name}: ${res.text}`);
     const read = await quietClient(`/api/v2/jobs/${id}`);
-    assert.equal(read.status, 200);
-    assert.equal(read.json.status, "FAILED", read.text);
-    assert.equal(read.json.result, null);
-    assert.match(read.json.error, /only http: and https:/);
-    assert.doesNotMatch(read.text, /javascript:alert|<script>|relative/);
+    assert.equal(read.status, 200, name);
     const sub = await subscribe(quiet.url, id);
-    assert.equal(sub.events.length, 1);
-    const job = JSON.parse(sub.events[0].data);
-    assert.equal(job.status, "FAILED");
-    assert.equal(job.result, null);
+    assert.equal(sub.events.length, 1, name);
+    const streamed = JSON.parse(sub.events[0].data);
+    if (video !== null) {
+      assert.equal(read.json.status, "COMPLETED", `${name}: ${read.text}`);
+      assert.equal(read.json.result, video, name);
+      assert.equal(streamed.result, video, name);
+      const job = await poll(id, { baseUrl: `${quiet.url}/api`, maxRetries: 0 });
+      assert.equal(job.videoUrl, video, `${name}: the library keeps what the worker kept`);
+      continue;
+    }
+    assert.equal(read.json.status, "FAILED", `${name}: ${read.text}`);
+    assert.equal(read.json.result, null, name);
+    assert.match(read.json.error, /only http: and https:/, name);
+    assert.doesNotMatch(read.text, /alert|<script>|evil|x\.mp4|AAAA/, name);
+    assert.equal(streamed.status, "FAILED", name);
+    assert.equal(streamed.result, null, name);
   }
 });
 
