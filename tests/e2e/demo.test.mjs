@@ -348,6 +348,23 @@ testCase("cancel: Cancel mid-job stops the wait", async () => {
   await page.close();
 });
 
+testCase("clear: Clear mid-job forgets the history, stops the wait and turns Generate back on", async () => {
+  await simConfig({ jobMs: 6000 });
+  const page = await freshPage();
+  await fillForm(page, { prompt: "Slow pan across a quiet harbour at dusk", duration: 4 });
+  await page.click("#generate");
+  const { jobId } = await waitRunningWithProgress(page);
+  await page.click("#clear-history");
+  const clearedAt = Date.now();
+  await until(2000, "Generate is enabled again", async () => !(await panel(page)).generateDisabled);
+  const jobs = await page.evaluate(() => JSON.parse(localStorage.getItem("sora-edge:jobs") ?? "[]"));
+  assert(jobs.length === 0, `history after Clear: ${JSON.stringify(jobs)}`);
+  await sleep(1500);
+  const after = apiRequestsFor(jobId, clearedAt + 300);
+  assert(after.length === 0, `requests after Clear: ${after.map((r) => r.url).join(", ")}`);
+  await page.close();
+});
+
 testCase("validation: a bad start-image URL and an over-long prompt are flagged with no request", async () => {
   const page = await freshPage();
   await sleep(300);
