@@ -19,7 +19,11 @@ fn rows() -> Vec<(String, Value, Option<String>)> {
     rows.iter()
         .map(|row| {
             let video = row["video"].as_str().map(str::to_string);
-            (row["name"].as_str().unwrap().to_string(), row["result"].clone(), video)
+            (
+                row["name"].as_str().unwrap().to_string(),
+                row["result"].clone(),
+                video,
+            )
         })
         .collect()
 }
@@ -35,7 +39,11 @@ fn client_and_worker_keep_and_refuse_the_same_result_urls() {
             (Ok(job), Some(url)) => assert_eq!(job.video_url.as_ref(), Some(url), "client: {name}"),
             (Err(e), None) => {
                 assert_eq!(e.code, ErrorCode::BadResponse, "client: {name}");
-                assert!(e.message.contains("result URL"), "client: {name}: {}", e.message);
+                assert!(
+                    e.message.contains("result URL"),
+                    "client: {name}: {}",
+                    e.message
+                );
             }
             _ => panic!("client: {name}: got {client:?}, the table says {video:?}"),
         }

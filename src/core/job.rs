@@ -114,13 +114,12 @@ pub struct UpstreamJob {
 }
 
 /// Read from a [`Value`], not derived: the browser build reads every input
-/// into a `Value` first (`wasm::value_of`), and a derived struct there cost
-/// its own struct, string, number and status visitors (measured: 534 B gzip
-/// for this one, 253 B for `UpstreamErrorBody`; docs/perf-notes.md "Browser
-/// build size"); members are looked up by name, which measured 276 B smaller than
-/// a `match` over every key. The rules are a derive's: `null` is absent, a
-/// member of the wrong type refuses the whole job. On the host, serde_json
-/// reads it the same way.
+/// into a `Value` first (`wasm::value_of`), and a derive read through `Value`
+/// as a serde `Deserializer` measured 4,743 B gzip more for this type and
+/// `UpstreamErrorBody` together (2026-12-06, over the 52 KB ceiling;
+/// BENCHMARKS.md "Size"). The rules are a derive's: `null` is absent, a member
+/// of the wrong type refuses the whole job. On the host and in the worker,
+/// serde_json reads it the same way.
 impl<'de> Deserialize<'de> for UpstreamJob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UpstreamJob, D::Error> {
         UpstreamJob::try_from(Value::deserialize(d)?).map_err(D::Error::custom)
