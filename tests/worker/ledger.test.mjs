@@ -350,3 +350,42 @@ test("restart: the ledger's figures persist across a workerd restart", T, async 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("restart mid-job: a job in flight when workerd stops settles exactly once after the restart, with no client reading it", T, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sora-edge-ledger-"));
+  const ip = "203.0.113.7";
+  // Webhooks go to the first worker's address, dead after the stop: only the
+  // job object's persisted fallback alarm can settle the job.
+  const vars = { QUOTA_USER_DAILY_SECONDS: "40", RELAY_FALLBACK_MS: "300" };
+  try {
+    const first = await quotaWorker(vars, { persistDir: dir });
+    let jobId;
+    try {
+      const res = await generate(first.url, { duration: 8, ip, prompt: "in flight across a restart [ms=1500]" });
+      assert.equal(res.status, 202, res.text);
+      jobId = res.json.jobId;
+      const held = await usage(first.url, ip);
+      assert.deepEqual({ reserved: held.reservedSeconds, used: held.usedSeconds }, { reserved: 8, used: 0 });
+    } finally {
+      await first.stop();
+    }
+    const readsBefore = (await stats()).statusReads?.[jobId] ?? 0;
+    await sleep(2000); // the job completes upstream while no worker runs
+    const second = await quotaWorker(vars, { persistDir: dir });
+    try {
+      const settled = await until(100, "the job committed after the restart", async () => {
+        const u = await usage(second.url, ip);
+        return u.usedSeconds > 0 ? u : false;
+      });
+      assert.deepEqual({ reserved: settled.reservedSeconds, used: settled.usedSeconds }, { reserved: 0, used: 8 });
+      assert.ok(((await stats()).statusReads?.[jobId] ?? 0) > readsBefore, "the alarm read the job upstream");
+      await sleep(1500); // later alarms or reads must not commit it again
+      const later = await usage(second.url, ip);
+      assert.deepEqual({ reserved: later.reservedSeconds, used: later.usedSeconds }, { reserved: 0, used: 8 });
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
