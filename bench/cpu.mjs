@@ -1,10 +1,11 @@
 // Where the worker's CPU goes on the proxy hot path (issue 9). workerd's CPU per
-// `GET /api/v2/jobs/{id}` (a running job, 32 concurrent), from /proc, for the
-// plain pass-through (bench/plain-worker.js) and for one or more builds of our
-// worker, in alternating rounds in this one process. Each workerd is pinned to
-// the last CPU and this process and the simulator to the others: unpinned, the
-// load generator's and the simulator's share of the two cores moves a round's
-// figure by ±15 %; pinned, the rounds agree to a few percent.
+// `GET /api/v2/jobs/{id}` (a running job, or with `--finished` a completed one;
+// 32 concurrent), from /proc, for the plain pass-through (bench/plain-worker.js)
+// and for one or more builds of our worker, in alternating rounds in this one
+// process. Each workerd is pinned to the last CPU and this process and the
+// simulator to the others: unpinned, the load generator's and the simulator's
+// share of the two cores moves a round's figure by ±15 %; pinned, the rounds
+// agree to a few percent.
 //
 // `--profile` then samples the first build with V8's profiler (Miniflare's
 // inspector) and prints its functions by self time. The profiler itself slows
@@ -12,7 +13,7 @@
 // Rust function names need a build that keeps them:
 // SORA_EDGE_KEEP_NAMES=1 bash scripts/build-worker.sh.
 //
-//   node bench/cpu.mjs [--relay] [--profile] [--top N] [worker/build worker/build-b worker/build@hs256 ...]
+//   node bench/cpu.mjs [--relay] [--finished] [--profile] [--top N] [worker/build worker/build-b worker/build@hs256 ...]
 //   (BENCH_CPU_TOTAL=3000 requests per round, BENCH_CPU_ROUNDS=9)
 //
 // A build to compare is a copy of worker/build under worker/ (git-ignored
@@ -32,6 +33,7 @@ const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9);
 const CONCURRENCY = 32;
 const args = process.argv.slice(2);
 const RELAY = args.includes("--relay");
+const FINISHED = args.includes("--finished");
 const PROFILE = args.includes("--profile");
 const TOP = Number(args[args.indexOf("--top") + 1]) || 30;
 const builds = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--top");
@@ -118,7 +120,9 @@ pin(process.pid, CPUS > 2 ? `0-${CPUS - 2}` : "0");
 const sim = await startSim(["--job-ms", "600000"]);
 const targets = [];
 try {
-  const job = await generateJob(`${sim.url}/v2/videos/generate`, "cpu bench", { "x-api-key": API_KEY });
+  // The simulator's jobs run for 10 minutes, unless the prompt says otherwise.
+  const prompt = (name) => `cpu bench${name}${FINISHED ? " [ms=200]" : ""}`;
+  const job = await generateJob(`${sim.url}/v2/videos/generate`, prompt(""), { "x-api-key": API_KEY });
   const plain = await start("plain", plainWorkerOptions(await freePort(), sim.url));
   plain.path = `/api/v2/jobs/${job.jobId}`;
   targets.push(plain);
@@ -134,9 +138,17 @@ try {
     const t = await start(build, PROFILE && i === 0 ? { ...options, inspectorPort } : options);
     t.headers = headers;
     // A job generated through the worker: the worker reads only jobs it created.
-    const res = await generateJob(`${t.url}/api/v2/videos/generate`, `cpu bench (${build})`, headers);
+    const res = await generateJob(`${t.url}/api/v2/videos/generate`, prompt(` (${build})`), headers);
     t.path = `/api/v2/jobs/${res.jobId}`;
     targets.push(t);
+  }
+  for (const t of FINISHED ? targets : []) {
+    const completed = async () => (await (await fetch(t.url + t.path, { headers: t.headers })).json()).status === "COMPLETED";
+    const deadline = Date.now() + 10000;
+    while (!(await completed())) {
+      if (Date.now() > deadline) throw new Error(`${t.name}: the job did not complete`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY, headers: t.headers }); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
@@ -147,7 +159,8 @@ try {
       t.cpu.push(((cpuSeconds(t.pid) - c0) / TOTAL) * 1e6);
     }
   }
-  console.log(`workerd CPU per status read, ${ROUNDS} rounds of ${TOTAL}, ${CONCURRENCY} concurrent${RELAY ? ", relay on" : ""}:`);
+  const what = `${FINISHED ? "a finished job" : "a running job"}${RELAY ? ", relay on" : ""}`;
+  console.log(`workerd CPU per status read, ${ROUNDS} rounds of ${TOTAL}, ${CONCURRENCY} concurrent, ${what}:`);
   for (const t of targets) {
     const over = t.cpu.map((c, i) => c - plain.cpu[i]);
     const mean = over.reduce((a, b) => a + b, 0) / over.length;

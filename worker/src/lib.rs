@@ -668,14 +668,13 @@ async fn relayed_read(
                 }))
             }
             .await;
-            if !matches!(asked, Ok(Ok(_))) {
-                RECENT.with(|r| r.borrow_mut().settled(id));
-            }
+            let job = match &asked {
+                Ok(Ok(reply)) => Some(reply.body.clone()),
+                _ => None,
+            };
+            RECENT.with(|r| r.borrow_mut().answered(id, job, None, now));
             return match asked? {
-                Ok(reply) => {
-                    RECENT.with(|r| r.borrow_mut().remember(id, reply.body.clone(), None, now));
-                    respond_raw(reply, &plan.cors)
-                }
+                Ok(reply) => respond_raw(reply, &plan.cors),
                 // The object's own answer (a 404 for a job it cannot find), as it is.
                 Err(res) => respond::with_cors(res, &plan.cors).map(Into::into),
             };
@@ -691,12 +690,12 @@ async fn relayed_read(
         After::Merge => match relay().merge(reply.body.clone()).await {
             Ok(job) => {
                 let read = std::mem::replace(&mut reply.body, job.clone());
-                RECENT.with(|r| r.borrow_mut().remember(id, job, Some(read), now));
+                RECENT.with(|r| r.borrow_mut().answered(id, Some(job), Some(read), now));
             }
             // The read stands on its own; the object learns on its next read.
             Err(e) => {
                 worker::console_error!("edge: relay merge failed for job {id}: {e}");
-                RECENT.with(|r| r.borrow_mut().settled(id));
+                RECENT.with(|r| r.borrow_mut().answered(id, None, None, now));
             }
         },
     }
@@ -714,8 +713,6 @@ async fn events(
     address: &str,
 ) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
-    // Opening may teach the object something this isolate remembers otherwise.
-    RECENT.with(|r| r.borrow_mut().forget(id));
     let res = RelayCall::new(env, id)
         .for_subject(caller.bound_subject())
         .events(last_event_id.as_deref(), address)
