@@ -1,5 +1,6 @@
 // Where the worker's CPU goes on the proxy hot path (issue 9). workerd's CPU per
-// `GET /api/v2/jobs/{id}` (a running job, 32 concurrent), from /proc, for the
+// `GET /api/v2/jobs/{id}` (a running job, or with `--finished` a completed one;
+// 32 concurrent), from /proc, for the
 // plain pass-through (bench/plain-worker.js), the checking JS worker
 // (bench/checking-worker.js: the same checks as ours, in plain JavaScript) and
 // one or more builds of our worker, in alternating rounds in this one process.
@@ -18,7 +19,7 @@
 // Rust function names need a build that keeps them:
 // SORA_EDGE_KEEP_NAMES=1 bash scripts/build-worker.sh.
 //
-//   node bench/cpu.mjs [--relay] [--profile] [--top N] [--no-check] [--rows] [worker/build worker/build-b worker/build@hs256 ...]
+//   node bench/cpu.mjs [--relay] [--finished] [--profile] [--top N] [--no-check] [--rows] [worker/build worker/build-b worker/build@hs256 ...]
 //   (BENCH_CPU_TOTAL=3000 requests per round, BENCH_CPU_ROUNDS=9; `--rows`: markdown rows for bench/run.sh)
 //
 // A build to compare is a copy of worker/build under worker/ (git-ignored
@@ -39,6 +40,7 @@ const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9);
 const CONCURRENCY = 32;
 const args = process.argv.slice(2);
 const RELAY = args.includes("--relay");
+const FINISHED = args.includes("--finished");
 const PROFILE = args.includes("--profile");
 const CHECK = !args.includes("--no-check");
 const ROWS = args.includes("--rows");
@@ -133,13 +135,15 @@ try {
   for (const dir of CHECK ? new Set(builds.map((b) => b.split("@")[0])) : []) {
     checked.push(`${dir}: ${await checkSameAnswers({ simUrl: sim.url, rustEntry: resolve(ROOT, dir, "index.js") })}`);
   }
-  const job = await generateJob(`${sim.url}/v2/videos/generate`, "cpu bench", { "x-api-key": API_KEY });
+  // The simulator's jobs run for 10 minutes, unless the prompt says otherwise.
+  const prompt = (name) => `cpu bench${name}${FINISHED ? " [ms=200]" : ""}`;
+  const job = await generateJob(`${sim.url}/v2/videos/generate`, prompt(""), { "x-api-key": API_KEY });
   const plain = await start("plain", plainWorkerOptions(await freePort(), sim.url));
   plain.path = `/api/v2/jobs/${job.jobId}`;
   targets.push(plain);
   const checking = await start("checking JS", checkingWorkerOptions(await freePort(), sim.url));
   // Like ours, it reads only jobs it created.
-  checking.path = `/api/v2/jobs/${(await generateJob(`${checking.url}/api/v2/videos/generate`, "cpu bench (checking JS)")).jobId}`;
+  checking.path = `/api/v2/jobs/${(await generateJob(`${checking.url}/api/v2/videos/generate`, prompt(" (checking JS)"))).jobId}`;
   targets.push(checking);
   const inspectorPort = await freePort();
   for (const [i, build] of builds.entries()) {
@@ -154,9 +158,17 @@ try {
     t.headers = headers;
     t.ours = true;
     // A job generated through the worker: the worker reads only jobs it created.
-    const res = await generateJob(`${t.url}/api/v2/videos/generate`, `cpu bench (${build})`, headers);
+    const res = await generateJob(`${t.url}/api/v2/videos/generate`, prompt(` (${build})`), headers);
     t.path = `/api/v2/jobs/${res.jobId}`;
     targets.push(t);
+  }
+  for (const t of FINISHED ? targets : []) {
+    const completed = async () => (await (await fetch(t.url + t.path, { headers: t.headers })).json()).status === "COMPLETED";
+    const deadline = Date.now() + 10000;
+    while (!(await completed())) {
+      if (Date.now() > deadline) throw new Error(`${t.name}: the job did not complete`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   for (const t of targets) await load(t.url, t.path, { total: 1000, concurrency: CONCURRENCY, headers: t.headers }); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
@@ -179,7 +191,7 @@ try {
   const times = (x, digits = 2) => `${x.ratio.toFixed(digits)}× (rounds ${x.low.toFixed(2)}-${x.high.toFixed(2)})`;
   const ours = targets.filter((t) => t.ours);
   const label = (t) => (builds.length === 1 && t.name === "worker/build" ? "ours" : `ours (${t.name})`);
-  const load_ = `${ROUNDS} rounds of ${TOTAL}, ${CONCURRENCY} concurrent${RELAY ? ", relay on" : ""}`;
+  const load_ = `${ROUNDS} rounds of ${TOTAL}, ${CONCURRENCY} concurrent, ${FINISHED ? "a finished job" : "a running job"}${RELAY ? ", relay on" : ""}`;
   if (ROWS) {
     const out = checked.map((c) => row("1.3 edge proxy", "checking JS worker answers a status read as ours (bench/same-answers.mjs)", c, "same answers: met"));
     out.push(

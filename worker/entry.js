@@ -17,8 +17,7 @@
 // * Then, in a microtask (after the trap has left the wasm), the instance is
 //   replaced in place: `__wbg_reset_state` (wasm-bindgen's
 //   --experimental-reset-state-function) makes a fresh instance of the same
-//   module and runs its start functions again (workers-rs's panic hook, and
-//   the worker's #[event(start)], which restores the global it patches).
+//   module and runs its start function again (workers-rs's panic hook).
 //   Objects and closures of the old instance then refuse to run.
 // * Requests in flight on the trapped instance are answered 500
 //   `internal` (no details; the log has the panic), and a Durable Object's

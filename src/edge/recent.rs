@@ -1,34 +1,31 @@
 //! What one worker isolate remembers of the job objects' answers to status
 //! reads, so that a read the object would answer the same way does not cross
-//! to the object (with the relay on, that crossing was most of a status
-//! read's cost: docs/perf-notes.md, issue 9).
+//! to the object. Each rule stays for what `bench/cpu.mjs --relay
+//! [--finished]` (32 concurrent reads of one job) measured without it:
 //!
-//! The object answers a finished job from its record, and merges a running
-//! job's upstream read into its record. So, for [`TTL_MS`] after the object
-//! answered:
-//! - a finished job is answered with the object's answer, without reading
-//!   upstream or asking the object;
-//! - a running job is read upstream; when the read is the one the object
-//!   last merged, merging it again would change nothing, and the object's
-//!   answer stands; any other read goes to the object to be merged.
+//! - For [`TTL_MS`] after the object answered that a job is finished, a read
+//!   is answered with that answer, reading neither upstream nor the object:
+//!   without it, a read of a finished job cost 150-200 µs more CPU, each
+//!   one an object call.
+//! - For [`TTL_MS`] after the object merged a running job's upstream read
+//!   made here, a read that gets the very same upstream answer is answered
+//!   with the object's answer (merging it again would change nothing); any
+//!   other read goes to the object to be merged. Without it, a read of a
+//!   running job cost 180-240 µs more, each one an object call.
+//! - One call to a job's object at a time: while one is out, other reads of
+//!   the job are answered as the upstream gives them, as when the object
+//!   cannot be reached. Without it, the reads in flight when an answer
+//!   expired all asked the object: 13 to 20 times the object calls.
 //!
 //! What the object learns from elsewhere (a webhook at another isolate)
 //! reaches a reader here at most [`TTL_MS`] late; a webhook through this
 //! isolate [`forgets`](Recent::forget) the job at once.
-//!
-//! One call to a job's object at a time per isolate: while one is out, other
-//! reads of the job do not make their own. A finished job is answered from
-//! the earlier answer (a finished job does not change); any other read is
-//! answered as the upstream gave it, as when the object cannot be reached.
-//! Without this, the readers in flight when an answer expired all asked the
-//! object: 32 concurrent reads of one job for 3.5 s made 232 object calls,
-//! and make 12 with it (bench/cpu.mjs --relay).
 
-use super::relay::JobMap;
 use crate::core::JobStatus;
 use std::collections::HashMap;
 
-/// How long an object's answer stands in for the object.
+/// How long an object's answer stands in for the object, and the longest a
+/// call to it holds other reads back (one that never settles).
 pub const TTL_MS: u64 = 1_000;
 /// Jobs remembered per isolate.
 pub const MAX_JOBS: usize = 256;
@@ -40,8 +37,8 @@ pub enum Before {
     Finished(String),
     /// Read upstream, then ask [`Recent::after_read`].
     ReadUpstream,
-    /// Ask the object, which reads upstream itself; then
-    /// [`Recent::remember`] its answer, or [`Recent::settled`] on failure.
+    /// Ask the object, which reads upstream itself; then tell
+    /// [`Recent::answered`].
     AskObject,
 }
 
@@ -50,14 +47,12 @@ pub enum Before {
 pub enum After {
     /// The object already merged this very read: answer with its answer.
     Answer(String),
-    /// Hand the read to the object to merge; then [`Recent::remember`] its
-    /// answer, or [`Recent::settled`] on failure.
+    /// Hand the read to the object to merge; then tell [`Recent::answered`].
     Merge,
     /// Another read of the job is with the object: answer the read as it is.
     AsRead,
 }
 
-#[derive(Clone, Debug)]
 struct Entry {
     /// The object's answer.
     job: String,
@@ -67,11 +62,12 @@ struct Entry {
     at_ms: u64,
 }
 
-/// The object answers this isolate has seen, by lower-case job id.
-#[derive(Debug, Default)]
+/// The object answers this isolate has seen, and its calls out, by
+/// lower-case job id.
+#[derive(Default)]
 pub struct Recent {
     entries: HashMap<String, Entry>,
-    /// Jobs with a call to their object out, since when.
+    /// Since when a call to the job's object is out.
     calling: HashMap<String, u64>,
 }
 
@@ -79,41 +75,51 @@ fn key(id: &str) -> String {
     id.to_ascii_lowercase()
 }
 
+fn live(since_ms: u64, now_ms: u64) -> bool {
+    now_ms < since_ms.saturating_add(TTL_MS)
+}
+
+/// Inserts into a map of at most [`MAX_JOBS`]: when it is full, what is no
+/// longer `live` goes first, and everything if nothing is.
+fn bounded_insert<V>(
+    map: &mut HashMap<String, V>,
+    key: String,
+    value: V,
+    live: impl Fn(&V) -> bool,
+) {
+    if map.len() >= MAX_JOBS && !map.contains_key(&key) {
+        map.retain(|_, v| live(v));
+        if map.len() >= MAX_JOBS {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
+
 fn is_terminal(job: &str) -> bool {
-    serde_json::from_str::<JobMap>(job)
+    serde_json::from_str::<serde_json::Value>(job)
         .ok()
-        .and_then(|job| match job.get("status") {
-            Some(serde_json::Value::String(s)) => Some(JobStatus::parse(s).is_terminal()),
-            _ => None,
-        })
+        .and_then(|job| Some(JobStatus::parse(job.get("status")?.as_str()?).is_terminal()))
         .unwrap_or(false)
 }
 
 impl Recent {
     fn fresh(&self, id: &str, now_ms: u64) -> Option<&Entry> {
-        self.entries
-            .get(&key(id))
-            .filter(|e| now_ms < e.at_ms.saturating_add(TTL_MS))
-    }
-
-    /// Whether a call to job `id`'s object is out. One that has not settled
-    /// within [`TTL_MS`] no longer holds other reads back.
-    fn calling(&self, id: &str, now_ms: u64) -> bool {
-        self.calling
-            .get(&key(id))
-            .is_some_and(|&since| now_ms < since.saturating_add(TTL_MS))
+        self.entries.get(&key(id)).filter(|e| live(e.at_ms, now_ms))
     }
 
     /// Notes a call to job `id`'s object, unless one is out: whether to make it.
     fn call(&mut self, id: &str, now_ms: u64) -> bool {
-        if self.calling(id, now_ms) {
+        if self
+            .calling
+            .get(&key(id))
+            .is_some_and(|&since| live(since, now_ms))
+        {
             return false;
         }
-        if self.calling.len() >= MAX_JOBS {
-            self.calling
-                .retain(|_, since| now_ms < since.saturating_add(TTL_MS));
-        }
-        self.calling.insert(key(id), now_ms);
+        bounded_insert(&mut self.calling, key(id), now_ms, |&since| {
+            live(since, now_ms)
+        });
         true
     }
 
@@ -127,11 +133,9 @@ impl Recent {
             };
         }
         if self.call(id, now_ms) {
-            return Before::AskObject;
-        }
-        match self.entries.get(&key(id)) {
-            Some(e) if e.terminal => Before::Finished(e.job.clone()),
-            _ => Before::ReadUpstream,
+            Before::AskObject
+        } else {
+            Before::ReadUpstream
         }
     }
 
@@ -149,39 +153,25 @@ impl Recent {
         }
     }
 
-    /// The call to job `id`'s object settled without an answer to remember.
-    pub fn settled(&mut self, id: &str) {
+    /// The call to job `id`'s object settled: with its answer `job` when it
+    /// gave one, made from the upstream read `upstream` when this isolate
+    /// made that read.
+    pub fn answered(
+        &mut self,
+        id: &str,
+        job: Option<String>,
+        upstream: Option<String>,
+        now_ms: u64,
+    ) {
         self.calling.remove(&key(id));
-    }
-
-    /// Remembers the object's answer `job` to a read of `id`, made from the
-    /// upstream read `upstream` when this isolate made it.
-    pub fn remember(&mut self, id: &str, job: String, upstream: Option<String>, now_ms: u64) {
-        if self.entries.len() >= MAX_JOBS && !self.entries.contains_key(&key(id)) {
-            self.entries
-                .retain(|_, e| now_ms < e.at_ms.saturating_add(TTL_MS));
-            if self.entries.len() >= MAX_JOBS {
-                let oldest = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.at_ms)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    self.entries.remove(&oldest);
-                }
-            }
-        }
-        self.settled(id);
-        let terminal = is_terminal(&job);
-        self.entries.insert(
-            key(id),
-            Entry {
-                job,
-                terminal,
-                upstream,
-                at_ms: now_ms,
-            },
-        );
+        let Some(job) = job else { return };
+        let entry = Entry {
+            terminal: is_terminal(&job),
+            job,
+            upstream,
+            at_ms: now_ms,
+        };
+        bounded_insert(&mut self.entries, key(id), entry, |e| live(e.at_ms, now_ms));
     }
 
     /// Forgets job `id` (its object just learnt something).
@@ -275,7 +265,7 @@ mod tests {
             let recent = || {
                 let mut recent = Recent::default();
                 if let Some((job, upstream, at)) = remembered {
-                    recent.remember(ID, job.into(), upstream.map(String::from), at);
+                    recent.answered(ID, Some(job.into()), upstream.map(String::from), at);
                 }
                 recent
             };
@@ -293,31 +283,28 @@ mod tests {
         assert_eq!(recent.before_read(ID, 5), Before::ReadUpstream);
         assert_eq!(recent.after_read(ID, RUNNING, 5), After::AsRead);
         // A call that failed frees the next read to ask.
-        recent.settled(ID);
+        recent.answered(ID, None, None, 6);
         assert_eq!(recent.before_read(ID, 6), Before::AskObject);
         // An answer settles the call too.
-        recent.remember(ID, RUNNING.into(), None, 10);
+        recent.answered(ID, Some(RUNNING.into()), None, 10);
         assert_eq!(recent.before_read(ID, 20), Before::ReadUpstream);
         assert_eq!(recent.after_read(ID, RUNNING, 20), After::Merge);
         assert_eq!(recent.after_read(ID, RUNNING, 21), After::AsRead);
-        recent.remember(ID, RUNNING.into(), Some(RUNNING.into()), 30);
+        recent.answered(ID, Some(RUNNING.into()), Some(RUNNING.into()), 30);
         assert_eq!(
             recent.after_read(ID, RUNNING, 40),
             After::Answer(RUNNING.into())
         );
-        // A finished job's expired answer still answers while the object is asked.
-        recent.remember(ID, DONE.into(), None, 100);
-        assert_eq!(recent.before_read(ID, 1_100), Before::AskObject);
-        assert_eq!(recent.before_read(ID, 1_101), Before::Finished(DONE.into()));
         // A call that never settles holds reads back for TTL_MS at most.
-        assert_eq!(recent.before_read(ID, 2_099), Before::Finished(DONE.into()));
-        assert_eq!(recent.before_read(ID, 2_100), Before::AskObject);
+        assert_eq!(recent.before_read(ID, 1_030), Before::AskObject);
+        assert_eq!(recent.before_read(ID, 2_029), Before::ReadUpstream);
+        assert_eq!(recent.before_read(ID, 2_030), Before::AskObject);
     }
 
     #[test]
     fn ids_compare_case_insensitively_and_forget_drops() {
         let mut recent = Recent::default();
-        recent.remember(&ID.to_uppercase(), DONE.into(), None, 0);
+        recent.answered(&ID.to_uppercase(), Some(DONE.into()), None, 0);
         assert_eq!(recent.before_read(ID, 1), Before::Finished(DONE.into()));
         recent.forget(&ID.to_uppercase());
         assert_eq!(recent.before_read(ID, 1), Before::AskObject);
@@ -329,14 +316,22 @@ mod tests {
 
     #[test]
     fn bounded() {
+        // Full, some answers expired: those go.
         let mut recent = Recent::default();
-        for i in 0..MAX_JOBS + 10 {
-            recent.remember(&format!("job-{i}"), RUNNING.into(), None, i as u64);
+        for i in 0..MAX_JOBS {
+            recent.answered(&format!("job-{i}"), Some(RUNNING.into()), None, i as u64);
         }
-        assert_eq!(recent.entries.len(), MAX_JOBS);
-        // The oldest went first.
-        assert_eq!(recent.before_read("job-0", 300), Before::AskObject);
-        let last = format!("job-{}", MAX_JOBS + 9);
-        assert_eq!(recent.before_read(&last, 300), Before::ReadUpstream);
+        recent.answered("one more", Some(RUNNING.into()), None, 1_100);
+        assert_eq!(recent.before_read("job-0", 1_100), Before::AskObject);
+        let last = format!("job-{}", MAX_JOBS - 1);
+        assert_eq!(recent.before_read(&last, 1_100), Before::ReadUpstream);
+        // Full of fresh answers, and of calls out: all go.
+        let mut recent = Recent::default();
+        for i in 0..=MAX_JOBS {
+            recent.answered(&format!("job-{i}"), Some(RUNNING.into()), None, 0);
+            recent.before_read(&format!("call-{i}"), 0);
+        }
+        assert_eq!(recent.entries.len(), 1);
+        assert_eq!(recent.calling.len(), 1);
     }
 }

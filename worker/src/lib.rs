@@ -39,7 +39,7 @@ use sora_edge::edge::upstream::{self as answers, Expected};
 use sora_edge::edge::{generate, webhook, Route};
 use std::collections::HashMap;
 use upstream::{answer_reply, api_key, exchange, job_reply, named_headers, secrets, webhook_keys};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 pub use ledger::Ledger;
@@ -132,37 +132,6 @@ fn read_config(env: &Env) -> Config {
         },
         rate_limit: text(env, "RATE_LIMIT"),
     })
-}
-
-/// Makes wasm-bindgen-futures wake its tasks through a resolved promise's
-/// `then` rather than through `queueMicrotask`: both run the task as a
-/// microtask, but workerd's `queueMicrotask` is a runtime API that wraps each
-/// callback, and a status read wakes its task three times. This cut about
-/// 16 µs of workerd's CPU and 50 µs of unloaded latency per status read
-/// (docs/perf-notes.md, "Task wakes through the promise job queue").
-///
-/// js-sys has no setting for it: it picks one of the two on its first task,
-/// by whether the global has a `queueMicrotask`. So that first task is
-/// spawned here, at instantiation, with the global's `queueMicrotask` hidden
-/// for that one call.
-#[event(start)]
-fn start() {
-    let global = js_sys::global();
-    let name = JsValue::from_str("queueMicrotask");
-    let own = js_sys::Object::has_own(&global, &name);
-    let Ok(queue_microtask) = js_sys::Reflect::get(&global, &name) else {
-        return;
-    };
-    if js_sys::Reflect::set(&global, &name, &JsValue::UNDEFINED) != Ok(true) {
-        return;
-    }
-    wasm_bindgen_futures::spawn_local(async {});
-    // Put back as it was: inherited, or the global's own.
-    let _ = if own {
-        js_sys::Reflect::set(&global, &name, &queue_microtask)
-    } else {
-        js_sys::Reflect::delete_property(&global, &name)
-    };
 }
 
 /// The handler takes and returns the platform's `Request` and `Response`
@@ -699,14 +668,13 @@ async fn relayed_read(
                 }))
             }
             .await;
-            if !matches!(asked, Ok(Ok(_))) {
-                RECENT.with(|r| r.borrow_mut().settled(id));
-            }
+            let job = match &asked {
+                Ok(Ok(reply)) => Some(reply.body.clone()),
+                _ => None,
+            };
+            RECENT.with(|r| r.borrow_mut().answered(id, job, None, now));
             return match asked? {
-                Ok(reply) => {
-                    RECENT.with(|r| r.borrow_mut().remember(id, reply.body.clone(), None, now));
-                    respond_raw(reply, &plan.cors)
-                }
+                Ok(reply) => respond_raw(reply, &plan.cors),
                 // The object's own answer (a 404 for a job it cannot find), as it is.
                 Err(res) => respond::with_cors(res, &plan.cors).map(Into::into),
             };
@@ -722,12 +690,12 @@ async fn relayed_read(
         After::Merge => match relay().merge(reply.body.clone()).await {
             Ok(job) => {
                 let read = std::mem::replace(&mut reply.body, job.clone());
-                RECENT.with(|r| r.borrow_mut().remember(id, job, Some(read), now));
+                RECENT.with(|r| r.borrow_mut().answered(id, Some(job), Some(read), now));
             }
             // The read stands on its own; the object learns on its next read.
             Err(e) => {
                 worker::console_error!("edge: relay merge failed for job {id}: {e}");
-                RECENT.with(|r| r.borrow_mut().settled(id));
+                RECENT.with(|r| r.borrow_mut().answered(id, None, None, now));
             }
         },
     }
@@ -745,8 +713,6 @@ async fn events(
     address: &str,
 ) -> Result<Response> {
     let last_event_id = req.headers().get("last-event-id").ok().flatten();
-    // Opening may teach the object something this isolate remembers otherwise.
-    RECENT.with(|r| r.borrow_mut().forget(id));
     let res = RelayCall::new(env, id)
         .for_subject(caller.bound_subject())
         .events(last_event_id.as_deref(), address)
