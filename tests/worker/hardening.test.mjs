@@ -274,3 +274,24 @@ test("webhook fields nested in soraParams are refused in every spelling, with no
 test("the API key appeared in no response, header or event", () => {
   assert.equal(leaks.length, 0, `leaks: ${leaks.join(", ")}`);
 });
+
+test("timers spent: when the platform refuses another timer, an upstream exchange answers 503 without sending, and the worker goes on", T, async () => {
+  const s = await startSim(["--job-ms", "600000"]);
+  const w = await startWorker({ simUrl: s.url, testRoutes: true, rateLimit: null });
+  try {
+    const before = (await s.control.stats()).requests;
+    const res = await fetch(`${w.url}/api/__test/timers-spent`, { method: "POST" });
+    const body = await res.json();
+    const held = Number(res.headers.get("x-timers-held"));
+    assert.ok(held > 0 && held < 100000, `the platform refused a timer after ${held}`);
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.match(body.error.message, /too many upstream requests in flight; nothing was sent/);
+    assert.deepEqual((await s.control.stats()).requests, before, "nothing reached the upstream");
+    const id = await createJob(w.url);
+    const read = await clientFor(w.url)(`/api/v2/jobs/${id}`);
+    assert.equal(read.status, 200, read.text);
+  } finally {
+    await w.stop();
+    await s.stop();
+  }
+});

@@ -3,6 +3,7 @@
 //! checks signatures with WebCrypto (`SubtleCrypto`, no crypto of ours),
 //! asks Turnstile, and remembers per isolate what it may.
 
+use crate::upstream::fetch_with_timeout;
 use serde::Deserialize;
 use sora_edge::edge::auth::{
     algorithm_allowed, anonymous_subject, bearer, check_claims, jwk_fits, parse, Mode, Refusal,
@@ -379,13 +380,10 @@ async fn fetch_jwks(url: &str) -> Result<Vec<Jwk>, String> {
 async fn get_text(url: &str) -> Result<String, String> {
     let init = web_sys::RequestInit::new();
     init.set_method("GET");
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS)));
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
+    let res = fetch_with_timeout(url, &init, TIMEOUT_MS)
         .await
-        .map_err(|_| "unreachable".to_string())?
-        .dyn_into()
-        .map_err(|_| "no response".to_string())?;
+        .0
+        .map_err(|_| "unreachable".to_string())?;
     if !res.ok() {
         return Err(format!("HTTP {}", res.status()));
     }
@@ -437,12 +435,7 @@ pub async fn turnstile(
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
         init.set_body(&form.into());
-        init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS)));
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let res: web_sys::Response =
-            JsFuture::from(global.fetch_with_str_and_init(verify_url, &init))
-                .await?
-                .dyn_into()?;
+        let res = fetch_with_timeout(verify_url, &init, TIMEOUT_MS).await.0?;
         let text = JsFuture::from(res.text()?)
             .await?
             .as_string()

@@ -4,7 +4,10 @@
 //! * `POST /api/__test/panic` panics in the fetch handler;
 //! * `POST /api/__test/abort` aborts there (a trap with no panic);
 //! * `POST /api/__test/panic-object?job=NAME` asks the object of job NAME
-//!   (default `panic-test`) for `/panic`, where it panics (relay.rs).
+//!   (default `panic-test`) for `/panic`, where it panics (relay.rs);
+//! * `POST /api/__test/timers-spent` holds timers until the platform refuses
+//!   another (workerd: 10,000), then makes one upstream exchange, whose answer
+//!   it returns as the client would get it (tests/worker/hardening.test.mjs).
 //!
 //! Each panic holds a `RefCell` borrowed, as a panic in the middle of real
 //! work may: the trapped instance never lets go of it, so only a fresh
@@ -43,8 +46,27 @@ pub async fn route(req: &web_sys::Request, env: &Env) -> Option<Result<web_sys::
                 .map_or_else(|| "panic-test".to_string(), |(_, v)| v.into_owned());
             Some(panic_object(env, &job).await)
         }
+        "/api/__test/timers-spent" => Some(timers_spent(env).await),
         _ => None,
     }
+}
+
+/// An upstream exchange made when no timer is left for its timeout.
+async fn timers_spent(env: &Env) -> Result<web_sys::Response> {
+    const MOST: u32 = 100_000;
+    let held = (0..MOST)
+        .map_while(|_| crate::upstream::abort_signal_timeout(60_000).ok())
+        .count();
+    let config = crate::read_config(env);
+    let answer =
+        crate::upstream::exchange(env, &config, worker::Method::Get, "/v2/me", &[], None).await;
+    let reply = match answer {
+        Ok(a) => sora_edge::edge::reply::Reply::error(a.status, "test", "the exchange was sent"),
+        Err(reply) => reply,
+    };
+    let res = crate::respond::respond_raw(reply, &[])?;
+    res.headers().set("x-timers-held", &held.to_string())?;
+    Ok(res)
 }
 
 /// Job `job`'s object's answer to `/panic` (named as `relay::RelayCall` names it).

@@ -22,6 +22,41 @@ use worker::{Env, Method};
 /// Per upstream request.
 const TIMEOUT_MS: u32 = 30_000;
 
+// Bound with `catch`, unlike web-sys's: `AbortSignal.timeout` throws when
+// the isolate holds too many timers (workerd: 10,000 active at once, which a
+// Durable Object keeps across requests), and a throw through an import not
+// bound with `catch` unwinds the wasm past its futures and leaves the object
+// stuck for good. As errors, they become the caller's 502/503.
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+    pub(crate) fn abort_signal_timeout(ms: u32) -> Result<web_sys::AbortSignal, JsValue>;
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// `fetch(url, init)` with an abort signal that fires after `timeout_ms`;
+/// the signal is also returned, to tell a timeout from other failures.
+///
+/// # Errors
+/// Whatever the platform threw or rejected with.
+pub async fn fetch_with_timeout(
+    url: &str,
+    init: &web_sys::RequestInit,
+    timeout_ms: u32,
+) -> (
+    Result<web_sys::Response, JsValue>,
+    Option<web_sys::AbortSignal>,
+) {
+    let signal = match abort_signal_timeout(timeout_ms) {
+        Ok(signal) => signal,
+        Err(thrown) => return (Err(thrown), None),
+    };
+    init.set_signal(Some(&signal));
+    let sent = async { JsFuture::from(global_fetch(url, init)?).await?.dyn_into() }.await;
+    (sent, Some(signal))
+}
+
 /// The secret that authenticates the worker upstream.
 pub const KEY_BINDING: &str = "APIFRAME_API_KEY";
 /// The key before a rotation: still redacted, and still verifies webhooks
@@ -112,34 +147,28 @@ pub async fn exchange(
     forward: &[(String, String)],
     body: Option<String>,
 ) -> Result<Answer, Reply> {
+    let headers = match request_headers(env, forward, body.is_some()) {
+        Ok(headers) => headers,
+        Err(_) => {
+            return Err(Reply::error(
+                502,
+                "upstream",
+                "the upstream request could not be built",
+            ))
+        }
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(&body));
+    }
+    let url = format!("{}{path}", config.base_url);
     // The platform's own timeout signal: no timer of ours per request.
-    let signal = web_sys::AbortSignal::timeout_with_u32(TIMEOUT_MS);
-    // One `?` per step inside; the signal then tells a timeout from an unreachable upstream.
-    let sent: Result<Answer, JsValue> = async {
-        let headers = web_sys::Headers::new()?;
-        for (name, value) in forward {
-            headers.set(name, value)?;
-        }
-        if !forward.iter().any(|(name, _)| name == "accept") {
-            headers.set("accept", "application/json")?;
-        }
-        if body.is_some() {
-            headers.set("content-type", "application/json")?;
-        }
-        headers.set("x-api-key", &api_key(env))?;
-        let init = web_sys::RequestInit::new();
-        init.set_method(method.as_ref());
-        init.set_headers(&headers);
-        init.set_redirect(web_sys::RequestRedirect::Manual);
-        init.set_signal(Some(&signal));
-        if let Some(body) = body {
-            init.set_body(&JsValue::from_str(&body));
-        }
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let url = format!("{}{path}", config.base_url);
-        let res: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(&url, &init))
-            .await?
-            .dyn_into()?;
+    let (sent, signal) = fetch_with_timeout(&url, &init, TIMEOUT_MS).await;
+    let read: Result<Answer, JsValue> = async {
+        let res = sent?;
         let text = JsFuture::from(res.text()?).await?;
         // By name: only these may reach a client (and `retry-after` is one).
         Ok(Answer {
@@ -149,18 +178,41 @@ pub async fn exchange(
         })
     }
     .await;
-    sent.map_err(|_| {
+    read.map_err(|_| match signal {
         // Only the timeout aborts this signal.
-        if signal.aborted() {
-            Reply::error(
-                504,
-                "timeout",
-                &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
-            )
-        } else {
-            Reply::error(502, "upstream", "the upstream could not be reached")
-        }
+        Some(signal) if signal.aborted() => Reply::error(
+            504,
+            "timeout",
+            &format!("the upstream did not answer within {TIMEOUT_MS} ms"),
+        ),
+        Some(_) => Reply::error(502, "upstream", "the upstream could not be reached"),
+        None => Reply::error(
+            503,
+            "upstream",
+            "the worker has too many upstream requests in flight; nothing was sent",
+        ),
     })
+}
+
+/// The upstream request's headers: the allowlisted `forward` ones, JSON by
+/// default, and the key.
+fn request_headers(
+    env: &Env,
+    forward: &[(String, String)],
+    has_body: bool,
+) -> Result<web_sys::Headers, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in forward {
+        headers.set(name, value)?;
+    }
+    if !forward.iter().any(|(name, _)| name == "accept") {
+        headers.set("accept", "application/json")?;
+    }
+    if has_body {
+        headers.set("content-type", "application/json")?;
+    }
+    headers.set("x-api-key", &api_key(env))?;
+    Ok(headers)
 }
 
 /// The client's reply for an upstream answer (or the worker's own 502/504),
